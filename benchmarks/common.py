@@ -1,0 +1,88 @@
+"""What every benchmark writes beside its numbers: machine, versions, date and command."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """Machine, device and library versions, the date and the command line."""
+    import flax
+    import jax
+    import jaxlib
+    import optax
+
+    device = jax.devices()[0]
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
+        "device_count": jax.device_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+    }
+
+
+def time_repeats(run: Callable[[], None], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``run`` (which must block until done)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def summarize(seconds: list[float], steps: int) -> dict:
+    """Median, min and max steps/s over repeats of ``steps`` steps each."""
+    rates = sorted(steps / s for s in seconds)
+    return {
+        "steps_per_s": statistics.median(rates),
+        "steps_per_s_min": rates[0],
+        "steps_per_s_max": rates[-1],
+    }
+
+
+def write(name: str, rows: list[dict], columns: list[str], out_dir: str = RESULTS) -> str:
+    """Append ``rows`` to ``name.jsonl`` and write ``name.md``: a table plus the environment."""
+    os.makedirs(out_dir, exist_ok=True)
+    env = environment()
+    with open(os.path.join(out_dir, f"{name}.jsonl"), "a") as f:
+        for row in rows:
+            f.write(json.dumps({**row, **env}) + "\n")
+    lines = [f"# {name}", ""]
+    lines += [f"- {k}: {v}" for k, v in env.items()]
+    lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    path = os.path.join(out_dir, f"{name}.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,156 @@
+"""Trainer.fit against a plain hand-written ``jax.jit`` loop: the library's overhead.
+
+Same model (a Flax MLP), same optimizer (Adam 1e-3), same loss (softmax cross-entropy),
+same batch size, float32. Three ways to run an epoch:
+
+- ``hand_jit_loop``: what a user writes by hand: shuffle on the host, slice a NumPy batch,
+  call a jitted, donated ``step(params, opt_state, x, y)``; block at the end of the epoch.
+- ``trainer_epoch``: ``Trainer.fit`` with ``steps_per_call="epoch"`` (the default for data
+  that fits in memory): the whole epoch is one compiled ``lax.scan`` over data on the device.
+- ``trainer_step``: ``Trainer.fit`` with ``steps_per_call=1``: one compiled step per batch.
+
+Each is warmed up with one epoch (which includes compilation, reported as ``first_epoch_s``),
+then timed over ``--epochs`` epochs, ``--repeats`` times; steps/s is the median. Trainer
+timings include everything ``fit`` does per epoch (metrics, history, host loop).
+
+Command: ``python benchmarks/trainer_overhead.py`` (about 1 minute; ``--quick``: 15 s).
+Last run on 2 cores of an Intel Xeon (see results/trainer_overhead.md), jax 0.10.2:
+digits MLP trainer_epoch 4.2x the hand loop, 784-512-512-10 MLP 1.05x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+
+import common  # benchmarks/common.py, beside this script
+import jax
+import numpy as np
+import optax
+
+import jaxdl
+
+
+def hand_loop(model, x, y, batch_size: int, seed: int = 0):
+    """A plain jitted training loop; returns ``run(epochs)`` and the steps per epoch."""
+    tx = optax.adam(1e-3)
+    params = model.init(jax.random.key(seed), x[:1])["params"]
+    carry = {"params": params, "opt_state": tx.init(params)}
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(params, opt_state, xb, yb):
+        def loss_fn(p):
+            logits = model.apply({"params": p}, xb)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    rng = np.random.default_rng(seed)
+    steps = len(x) // batch_size
+
+    def run(epochs: int):
+        for _ in range(epochs):
+            order = rng.permutation(len(x))
+            loss = None
+            for s in range(steps):
+                idx = order[s * batch_size : (s + 1) * batch_size]
+                carry["params"], carry["opt_state"], loss = step(
+                    carry["params"], carry["opt_state"], x[idx], y[idx]
+                )
+            float(loss)  # a user loop reads the loss once per epoch
+
+    return run, steps
+
+
+def trainer_runner(model, x, y, batch_size: int, steps_per_call):
+    """``Trainer.fit`` as a user calls it: one call for all the epochs."""
+    trainer = jaxdl.Trainer(
+        model,
+        optimizer="adam",
+        learning_rate=1e-3,
+        metrics=("accuracy",),
+        steps_per_call=steps_per_call,
+    )
+
+    def run(epochs: int):
+        trainer.fit((x, y), epochs=epochs, batch_size=batch_size, verbose=False)
+        jax.block_until_ready(trainer.state.params)
+
+    return run, -(-len(x) // batch_size)
+
+
+def measure(name, run, steps, epochs, repeats) -> dict:
+    start = time.perf_counter()
+    run(1)
+    first = time.perf_counter() - start
+    result = common.summarize(common.time_repeats(lambda: run(epochs), repeats), steps * epochs)
+    return {"runner": name, "first_epoch_s": first, **result}
+
+
+def configurations(quick: bool):
+    digits = jaxdl.data.load("digits", seed=0).train
+    rng = np.random.default_rng(0)
+    n = 6400 if quick else 12800
+    x = rng.normal(size=(n, 784)).astype(np.float32)
+    y = rng.integers(0, 10, n).astype(np.int32)
+    return [
+        (
+            "digits MLP 64-128-128-10, batch 64",
+            jaxdl.models.MLP(features=(128, 128, 10)),
+            digits.x,
+            digits.y,
+            64,
+        ),
+        ("MLP 784-512-512-10, batch 128", jaxdl.models.MLP(features=(512, 512, 10)), x, y, 128),
+    ]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--out", default=common.RESULTS, help="results folder")
+    args = parser.parse_args(argv)
+    epochs = args.epochs or (2 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 5)
+
+    rows = []
+    for label, model, x, y, batch in configurations(args.quick):
+        runners = {
+            "hand_jit_loop": hand_loop(model, x, y, batch),
+            "trainer_epoch": trainer_runner(model, x, y, batch, "epoch"),
+            "trainer_step": trainer_runner(model, x, y, batch, 1),
+        }
+        measured = {k: measure(k, *v, epochs, repeats) for k, v in runners.items()}
+        base = measured["hand_jit_loop"]["steps_per_s"]
+        for result in measured.values():
+            result.update(config=label, ratio_to_hand=result["steps_per_s"] / base)
+            rows.append(result)
+            print(
+                f"{label:40s} {result['runner']:14s} {result['steps_per_s']:9.1f} steps/s "
+                f"({result['ratio_to_hand']:.2f}x hand)  first epoch "
+                f"{result['first_epoch_s']:.2f} s"
+            )
+    path = common.write(
+        "trainer_overhead",
+        rows,
+        [
+            "config",
+            "runner",
+            "steps_per_s",
+            "steps_per_s_min",
+            "steps_per_s_max",
+            "ratio_to_hand",
+            "first_epoch_s",
+        ],
+        args.out,
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

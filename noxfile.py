@@ -1,0 +1,47 @@
+"""Sessions: ``nox -s tests`` (the default run), ``lint``, ``slow``, ``examples``, ``bench``.
+
+Each session installs jaxdl from pyproject.toml into its own virtual environment.
+"""
+
+import glob
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+
+
+@nox.session
+def tests(session):
+    """The default test run: every test not marked slow (about 2 minutes on 2 CPU cores)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def slow(session):
+    """Only the tests marked slow: long trainings and measurements."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", "--runslow", "-m", "slow", *session.posargs)
+
+
+@nox.session
+def lint(session):
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "benchmarks", "examples", "noxfile.py")
+
+
+@nox.session
+def examples(session):
+    """Every example with --quick: a smoke run of seconds each."""
+    session.install("-e", ".")
+    for script in sorted(glob.glob("examples/*.py")):
+        session.run("python", script, "--quick", "--out", f"{session.create_tmp()}/examples")
+
+
+@nox.session
+def bench(session):
+    """The quick benchmark suite; results go to benchmarks/results/."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/trainer_overhead.py", "--quick", *session.posargs)

@@ -1,0 +1,39 @@
+"""jaxdl: a functional deep-learning library on JAX.
+
+Models are Flax Linen modules; training is a pure, compiled step ``(state, batch) ->
+(state, metrics)``; :class:`Trainer` is a thin host loop over it.
+"""
+
+from jaxdl import activations, data, losses, metrics, models, optim, train
+from jaxdl.train import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    NonFiniteLossError,
+    Trainer,
+    TrainState,
+    create_train_state,
+    make_eval_step,
+    make_train_step,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "NonFiniteLossError",
+    "TrainState",
+    "Trainer",
+    "activations",
+    "create_train_state",
+    "data",
+    "losses",
+    "make_eval_step",
+    "make_train_step",
+    "metrics",
+    "models",
+    "optim",
+    "train",
+]

@@ -1,0 +1,168 @@
+"""The ``jaxdl`` command.
+
+``jaxdl train`` trains a model on a data set and writes a run folder; ``jaxdl list`` shows
+what can be named. With no arguments, ``jaxdl train`` trains an MLP on scikit-learn's 8x8
+digits (no download) and reaches about 0.98 test accuracy in a few seconds on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime
+
+from jaxdl import data as data_lib
+from jaxdl import losses, metrics, models, optim, plotting
+from jaxdl.train import CSVLogger, EarlyStopping, Trainer
+
+
+def _train_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "train",
+        help="train a model on a data set and write a run folder",
+        description="Train a model on a data set, print the test metrics and write a run "
+        "folder with metrics.json, history.csv, loss_curve.png and confusion_matrix.png.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", default="mlp", help=f"model: {', '.join(sorted(models.MODELS))}")
+    p.add_argument("--dataset", default="digits", help=f"data set: {', '.join(data_lib.names())}")
+    p.add_argument("--epochs", type=int, default=40, help="passes over the training split")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per step")
+    p.add_argument(
+        "--optimizer", default="adam", help=f"optimizer: {', '.join(sorted(optim.OPTIMIZERS))}"
+    )
+    p.add_argument("--lr", type=float, default=1e-3, help="base learning rate")
+    p.add_argument(
+        "--schedule", default="cosine", help=f"learning-rate schedule: {', '.join(optim.SCHEDULES)}"
+    )
+    p.add_argument(
+        "--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer widths of the MLP"
+    )
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout rate of the MLP")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weight matrices")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="early stopping on val_loss after this many epochs without "
+        "improvement, restoring the best epoch (0: off)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="fixes the split, initialisation, shuffling and dropout"
+    )
+    p.add_argument(
+        "--out", default=None, help="run folder to write (default: runs/MODEL-DATASET-TIMESTAMP)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _model_options(args) -> dict:
+    if args.model.lower() == "mlp":
+        return {"hidden": tuple(args.hidden), "dropout_rate": args.dropout}
+    return {}
+
+
+def train(args) -> dict:
+    """Run ``jaxdl train`` with parsed ``args``; returns the test metrics."""
+    started = time.perf_counter()
+    splits = data_lib.load(args.dataset, seed=args.seed)
+    info = splits.info
+    model = models.get(args.model, info.num_classes, **_model_options(args))
+    trainer = Trainer(
+        model,
+        loss="cross_entropy",
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        metrics=("accuracy", "f1"),
+        seed=args.seed,
+        schedule=args.schedule,
+        l2=args.l2,
+    )
+    out = args.out or os.path.join(
+        "runs", f"{args.model}-{args.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+    )
+    os.makedirs(out, exist_ok=True)
+    config = {k: v for k, v in vars(args).items() if k not in ("command", "quiet")}
+    config["out"] = out
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+
+    callbacks = [CSVLogger(os.path.join(out, "history.csv"))]
+    if args.patience > 0:
+        callbacks.append(EarlyStopping("val_loss", patience=args.patience))
+    history = trainer.fit(
+        splits.train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=splits.validation,
+        callbacks=callbacks,
+        verbose=not args.quiet,
+    )
+    test = trainer.evaluate(splits.test)
+    predictions = trainer.predict(splits.test.x)
+    matrix = metrics.confusion_matrix(splits.test.y, predictions, info.num_classes)
+    elapsed = time.perf_counter() - started
+    result = {
+        "test": test,
+        "validation": {k[4:]: v[-1] for k, v in history.items() if k.startswith("val_")},
+        "epochs_run": len(history["loss"]),
+        "seconds": round(elapsed, 2),
+        "model": args.model,
+        "dataset": args.dataset,
+    }
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    plotting.plot_history(history, os.path.join(out, "loss_curve.png"))
+    plotting.plot_confusion_matrix(
+        matrix, os.path.join(out, "confusion_matrix.png"), info.class_names
+    )
+    print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in test.items()) + f"  ({elapsed:.1f} s)")
+    print(f"wrote {out}/: metrics.json history.csv loss_curve.png confusion_matrix.png")
+    return test
+
+
+def list_names(args) -> None:
+    """Print what each flag of ``jaxdl train`` accepts."""
+    rows = {
+        "models": sorted(models.MODELS),
+        "datasets": data_lib.names(),
+        "optimizers": sorted(optim.OPTIMIZERS),
+        "schedules": list(optim.SCHEDULES),
+        "losses": sorted(losses.LOSSES),
+        "metrics": sorted(metrics.METRICS),
+    }
+    for kind, names in rows.items():
+        print(f"{kind + ':':12s}{', '.join(names)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jaxdl", description=__doc__.split("\n\n")[1])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _train_parser(sub)
+    sub.add_parser("list", help="list models, data sets, optimizers, schedules, losses")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "train":
+            train(args)
+        else:
+            list_names(args)
+    except (ValueError, TypeError) as error:
+        print(f"jaxdl: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

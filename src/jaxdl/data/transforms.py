@@ -1,0 +1,73 @@
+"""Feature scaling fitted on the training split only, and one-hot encoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _reduce_axes(x: np.ndarray, per_channel: bool) -> tuple[int, ...]:
+    return tuple(range(x.ndim - 1)) if per_channel else (0,)
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """``(x - mean) / std`` with mean and std from the data ``fit`` saw.
+
+    Per feature by default; ``per_channel=True`` pools every axis but the last (images in
+    NHWC). Features with zero spread are left centred, not divided by zero.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x, per_channel: bool = False) -> Standardizer:
+        x = np.asarray(x, np.float64)
+        axes = _reduce_axes(x, per_channel)
+        std = x.std(axis=axes)
+        return cls(
+            x.mean(axis=axes).astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
+        )
+
+    def __call__(self, x) -> np.ndarray:
+        return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, x) -> np.ndarray:
+        return np.asarray(x, np.float32) * self.std + self.mean
+
+
+@dataclass(frozen=True)
+class MinMaxScaler:
+    """``(x - min) / (max - min)`` into [0, 1] on the data ``fit`` saw."""
+
+    minimum: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, x, per_channel: bool = False) -> MinMaxScaler:
+        x = np.asarray(x, np.float64)
+        axes = _reduce_axes(x, per_channel)
+        low, high = x.min(axis=axes), x.max(axis=axes)
+        span = np.where(high > low, high - low, 1.0)
+        return cls(low.astype(np.float32), span.astype(np.float32))
+
+    def __call__(self, x) -> np.ndarray:
+        return ((np.asarray(x, np.float32) - self.minimum) / self.scale).astype(np.float32)
+
+    def inverse(self, x) -> np.ndarray:
+        return np.asarray(x, np.float32) * self.scale + self.minimum
+
+
+SCALERS = {"standard": Standardizer, "minmax": MinMaxScaler}
+
+
+def one_hot(labels, num_classes: int) -> np.ndarray:
+    """(N,) integer labels -> (N, num_classes) float32 rows of zeros with a single one."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}), got values in [{labels.min()}, {labels.max()}]"
+        )
+    return np.eye(num_classes, dtype=np.float32)[labels]

@@ -1,0 +1,72 @@
+"""Pictures of a run, written to PNG with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> str:
+    """One panel per metric (loss first), training and ``val_`` curves over epochs."""
+    names = [k for k in history if not k.startswith("val_")]
+    names.sort(key=lambda k: (k != "loss", k))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        epochs = np.arange(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        if name == "loss" and min(history[name]) > 0:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def plot_confusion_matrix(
+    matrix,
+    path: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    normalize: bool = False,
+) -> str:
+    """Heat map of a (C, C) confusion matrix, rows = true class, with the counts written in."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    shown = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1) if normalize else matrix
+    n = matrix.shape[0]
+    names = list(class_names) if class_names else [str(i) for i in range(n)]
+    size = 1.6 + 0.5 * n
+    fig, ax = plt.subplots(figsize=(size, size))
+    image = ax.imshow(shown, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(n), names, rotation=45 if n > 10 else 0)
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = shown.max() / 2 if shown.size else 0
+    for i in range(n):
+        for j in range(n):
+            text = f"{shown[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if shown[i, j] > threshold else "black",
+            )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return os.fspath(path)

@@ -1,0 +1,68 @@
+"""The training state: everything a step reads and writes, as one pytree."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from flax.training import train_state
+
+
+class TrainState(train_state.TrainState):
+    """Parameters, batch statistics, optimizer state, step counter and RNG key.
+
+    Inherits ``step``, ``params``, ``opt_state`` and the static ``apply_fn`` and ``tx`` from
+    ``flax.training.train_state.TrainState``. ``batch_stats`` holds the running averages of
+    batch normalisation (an empty dict when the model has none); ``rng`` is the base key from
+    which step ``t`` draws its dropout key as ``fold_in(rng, t)``, so a run is a function of
+    the seed alone. ``accepts_train`` records whether the model's ``__call__`` takes ``train``.
+    """
+
+    batch_stats: Any = struct.field(default_factory=dict)
+    rng: jax.Array = None
+    accepts_train: bool = struct.field(pytree_node=False, default=True)
+
+    def variables(self, params=None) -> dict:
+        """The Flax variables dict for ``apply``: params and, if any, batch statistics."""
+        out = {"params": self.params if params is None else params}
+        if self.batch_stats:
+            out["batch_stats"] = self.batch_stats
+        return out
+
+
+def _accepts_train(model: nn.Module) -> bool:
+    try:
+        return "train" in inspect.signature(type(model).__call__).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def create_train_state(
+    model: nn.Module, tx: optax.GradientTransformation, sample_x, seed: int = 0
+) -> TrainState:
+    """Initialise ``model`` on ``sample_x`` (1, *input_shape) and wrap it with ``tx``.
+
+    The seed splits into the parameter key and the base key of every later step.
+    """
+    params_key, dropout_key, step_key = jax.random.split(jax.random.key(seed), 3)
+    accepts_train = _accepts_train(model)
+    kwargs = {"train": False} if accepts_train else {}
+    variables = jax.jit(lambda k1, k2, x: model.init({"params": k1, "dropout": k2}, x, **kwargs))(
+        params_key, dropout_key, sample_x
+    )
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        apply_fn=model.apply,
+        params=params,
+        tx=tx,
+        opt_state=tx.init(params),
+        batch_stats=variables.get("batch_stats", {}),
+        rng=step_key,
+        accepts_train=accepts_train,
+    )

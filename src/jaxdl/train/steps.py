@@ -1,0 +1,193 @@
+"""Pure step functions: arrays in, arrays out, no Python state, no I/O.
+
+``make_train_step`` and ``make_eval_step`` return functions of ``(state, batch)`` that the
+caller compiles (``jax.jit``, ``jax.pmap`` or jit over a mesh). A batch is a dict:
+
+- ``"x"``: (B, *input_shape) features,
+- ``"y"``: (B,) integer labels or (B, *target_shape) targets,
+- ``"mask"`` (optional): (B,) float weights, 0 for padded rows that must not count.
+
+Metrics come back as mergeable states (``jaxdl.metrics``), always with ``"loss"`` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxdl import losses as losses_lib
+from jaxdl import metrics as metrics_lib
+from jaxdl.train.state import TrainState
+
+Batch = dict[str, jax.Array]
+
+
+def _per_example_loss(loss, loss_options: dict | None) -> Callable:
+    fn = losses_lib.get(loss)
+    options = dict(loss_options or {})
+    ours = fn in losses_lib.LOSSES.values()
+
+    def per_example(predictions, targets):
+        if ours:
+            return fn(predictions, targets, reduction="none", **options)
+        values = fn(predictions, targets, **options)
+        if jnp.ndim(values) != 1:
+            raise ValueError(
+                "a custom loss must return one value per example, shape (batch,); "
+                f"got shape {jnp.shape(values)}"
+            )
+        return values
+
+    return per_example
+
+
+def forward(state: TrainState, params, x: jax.Array, *, train: bool, rng=None):
+    """Apply the model. Returns (outputs, new batch statistics)."""
+    kwargs = {"train": train} if state.accepts_train else {}
+    if train and state.batch_stats:
+        outputs, updates = state.apply_fn(
+            state.variables(params), x, rngs={"dropout": rng}, mutable=["batch_stats"], **kwargs
+        )
+        return outputs, updates["batch_stats"]
+    rngs = {"dropout": rng} if train else {}
+    return state.apply_fn(state.variables(params), x, rngs=rngs, **kwargs), state.batch_stats
+
+
+def _metric_states(metric_names, num_classes, outputs, batch, mask, per_example_loss):
+    states = {"loss": metrics_lib.Mean.from_values(per_example_loss, mask)}
+    for name in metric_names:
+        states[name] = metrics_lib.get(name)(outputs, batch["y"], mask, num_classes)
+    return states
+
+
+def _mask(batch: Batch) -> jax.Array:
+    mask = batch.get("mask")
+    if mask is None:
+        return jnp.ones((batch["x"].shape[0],), jnp.float32)
+    return mask.astype(jnp.float32)
+
+
+def make_train_step(
+    loss="cross_entropy",
+    metrics: Sequence[str] = (),
+    num_classes: int | None = None,
+    loss_options: dict | None = None,
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
+    """``train_step(state, batch) -> (state, metric_states)``: one gradient step.
+
+    The objective is the mask-weighted mean of the per-example ``loss`` over the batch, so a
+    padded row contributes nothing. Dropout draws from ``fold_in(state.rng, state.step)``.
+    Optimizers that take the loss (``reduce_on_plateau``) receive it as ``value``.
+    """
+    per_example = _per_example_loss(loss, loss_options)
+    metric_names = tuple(metrics)
+
+    def train_step(state: TrainState, batch: Batch):
+        mask = _mask(batch)
+        rng = jax.random.fold_in(state.rng, state.step)
+
+        def objective(params):
+            outputs, batch_stats = forward(state, params, batch["x"], train=True, rng=rng)
+            values = per_example(outputs, batch["y"])
+            mean = jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+            return mean, (outputs, batch_stats, values)
+
+        (loss_value, (outputs, batch_stats, values)), grads = jax.value_and_grad(
+            objective, has_aux=True
+        )(state.params)
+        extra = (
+            {"value": loss_value}
+            if isinstance(state.tx, optax.GradientTransformationExtraArgs)
+            else {}
+        )
+        updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
+        new_state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+            batch_stats=batch_stats,
+        )
+        return new_state, _metric_states(metric_names, num_classes, outputs, batch, mask, values)
+
+    return train_step
+
+
+def make_eval_step(
+    loss="cross_entropy",
+    metrics: Sequence[str] = (),
+    num_classes: int | None = None,
+    loss_options: dict | None = None,
+) -> Callable[[TrainState, Batch], dict]:
+    """``eval_step(state, batch) -> metric_states`` in inference mode (no dropout, running
+    batch statistics)."""
+    per_example = _per_example_loss(loss, loss_options)
+    metric_names = tuple(metrics)
+
+    def eval_step(state: TrainState, batch: Batch):
+        mask = _mask(batch)
+        outputs, _ = forward(state, state.params, batch["x"], train=False)
+        values = per_example(outputs, batch["y"])
+        return _metric_states(metric_names, num_classes, outputs, batch, mask, values)
+
+    return eval_step
+
+
+def predict_step(state: TrainState, x: jax.Array) -> jax.Array:
+    """Model outputs (B, ...) for features x (B, *input_shape), in inference mode."""
+    return forward(state, state.params, x, train=False)[0]
+
+
+def metric_shapes(step: Callable, state: TrainState, batch: Batch) -> dict:
+    """Shapes and dtypes of the metric states that ``step(state, batch)`` returns."""
+    shapes = jax.eval_shape(step, state, batch)
+    return shapes[1] if isinstance(shapes, tuple) else shapes
+
+
+def accumulate(step: Callable) -> Callable:
+    """Wrap ``train_step`` into ``(state, acc, first_bad, batch) -> (state, acc, first_bad)``.
+
+    ``acc`` is the running merge of the metric states; ``first_bad`` is the first step whose
+    loss was not finite, or -1. The wrapper is the loop body both of one compiled step per
+    call and of a whole epoch run inside ``lax.scan``.
+    """
+
+    def body(state, acc, first_bad, batch):
+        step_index = state.step
+        state, batch_metrics = step(state, batch)
+        loss_sum = batch_metrics["loss"].total
+        first_bad = jnp.where((first_bad < 0) & ~jnp.isfinite(loss_sum), step_index, first_bad)
+        return state, metrics_lib.merge(acc, batch_metrics), first_bad
+
+    return body
+
+
+def zero_metrics(step: Callable, state: TrainState, batch: Batch) -> dict:
+    """Metric states of zeros, shaped like those ``step(state, batch)`` returns."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes(step, state, batch))
+
+
+def make_epoch_runner(train_step: Callable) -> Callable:
+    """``run(state, x, y, indices, mask) -> (state, metric_states, first_bad)``: every batch of
+    an epoch in one ``lax.scan``, gathering batch ``s`` as ``x[indices[s]]`` from arrays
+    already on the device.
+
+    x: (N, *input_shape); y: (N, ...); indices, mask: (steps, B) from ``epoch_indices``.
+    ``first_bad`` is the first step whose loss was not finite, or -1.
+    """
+    body = accumulate(train_step)
+
+    def run(state, x, y, indices, mask):
+        def batch(s):
+            return {"x": x[indices[s]], "y": y[indices[s]], "mask": mask[s]}
+
+        def scan_body(carry, s):
+            return body(*carry, batch(s)), None
+
+        init = (state, zero_metrics(train_step, state, batch(0)), jnp.asarray(-1, jnp.int32))
+        carry, _ = jax.lax.scan(scan_body, init, jnp.arange(indices.shape[0]))
+        return carry
+
+    return run

@@ -1,0 +1,312 @@
+"""``Trainer``: a thin host loop over the pure steps of ``jaxdl.train.steps``.
+
+The loop owns every side effect (progress bar, callbacks, history); the compiled functions
+own the arithmetic. Each is compiled once per run: batches have a fixed shape (the last one is
+padded and masked), and the state is donated so XLA updates it in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from jaxdl import _checks, optim
+from jaxdl import losses as losses_lib
+from jaxdl import metrics as metrics_lib
+from jaxdl.data.dataset import epoch_indices
+from jaxdl.train import steps
+from jaxdl.train.callbacks import Callback, NonFiniteLossError
+from jaxdl.train.state import TrainState, create_train_state
+
+# Data sets up to this size are copied to the device once and run a whole epoch per call.
+_ON_DEVICE_BYTES = 1 << 30
+
+
+def _as_arrays(data, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(data, tuple | list) and len(data) == 2:
+        return np.asarray(data[0]), np.asarray(data[1])
+    if hasattr(data, "x") and hasattr(data, "y"):
+        return np.asarray(data.x), np.asarray(data.y)
+    raise TypeError(
+        f"{name}: expected an (x, y) tuple or a data set with .x and .y, got {type(data).__name__}"
+    )
+
+
+class Trainer:
+    """Train, evaluate and predict with a Flax model in a few lines.
+
+    Args:
+      model: a Flax Linen module mapping (B, *input_shape) to (B, outputs). If its
+        ``__call__`` takes ``train``, it is called with ``train=True`` in training.
+      loss: a name from ``jaxdl.losses.LOSSES`` or a callable returning per-example values
+        (B,). ``"cross_entropy"`` takes integer labels (B,) or one-hot rows (B, C).
+      optimizer: a name from ``jaxdl.optim.OPTIMIZERS`` or any ``optax.GradientTransformation``.
+      learning_rate: base learning rate (ignored when ``optimizer`` is a transformation).
+      metrics: names from ``jaxdl.metrics.METRICS``; the loss is always reported.
+      seed: fixes initialisation, shuffling and dropout.
+      schedule: a name from ``jaxdl.optim.SCHEDULES``; sized to the steps of the first ``fit``.
+      l1, l2, clip_norm: penalties and clipping (see ``jaxdl.optim.make_optimizer``).
+      steps_per_call: "epoch" runs a whole epoch as one compiled ``lax.scan`` over data held on
+        the device; 1 runs one compiled step per call; "auto" picks "epoch" for data sets up
+        to 1 GiB.
+      loss_options: keyword arguments for the loss (e.g. ``from_logits=False``).
+      optimizer_options: keyword arguments for the optax constructor (e.g. ``momentum=0.8``).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss="cross_entropy",
+        optimizer: str | optax.GradientTransformation = "adam",
+        learning_rate: float = 1e-3,
+        metrics: Sequence[str] = ("accuracy",),
+        seed: int = 0,
+        *,
+        schedule: str = "constant",
+        l1: float = 0.0,
+        l2: float = 0.0,
+        clip_norm: float | None = None,
+        steps_per_call: int | str = "auto",
+        loss_options: dict | None = None,
+        optimizer_options: dict | None = None,
+    ):
+        losses_lib.get(loss)
+        for name in metrics:
+            metrics_lib.get(name)
+        if not isinstance(optimizer, optax.GradientTransformation):
+            _checks.lookup("optimizer", optimizer, optim.OPTIMIZERS)
+        _checks.lookup("schedule", schedule, {s: s for s in optim.SCHEDULES})
+        if steps_per_call not in ("auto", "epoch", 1):
+            raise ValueError(f"steps_per_call must be 'auto', 'epoch' or 1, got {steps_per_call!r}")
+        self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.learning_rate, self.metrics, self.seed = learning_rate, tuple(metrics), seed
+        self.schedule, self.l1, self.l2, self.clip_norm = schedule, l1, l2, clip_norm
+        self.steps_per_call = steps_per_call
+        self.loss_options, self.optimizer_options = loss_options, dict(optimizer_options or {})
+        self.state: TrainState | None = None
+        self.epoch = 0
+        self.stop_training = False
+        self.input_shape: tuple[int, ...] | None = None
+        self.num_outputs: int | None = None
+        self._compiled: dict = {}
+
+    # ------------------------------------------------------------------ set-up
+
+    def _make_tx(self, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
+        if isinstance(self.optimizer, optax.GradientTransformation):
+            return self.optimizer
+        return optim.make_optimizer(
+            self.optimizer,
+            self.learning_rate,
+            schedule=self.schedule,
+            total_steps=total_steps,
+            steps_per_epoch=steps_per_epoch,
+            l1=self.l1,
+            l2=self.l2,
+            clip_norm=self.clip_norm,
+            **self.optimizer_options,
+        )
+
+    def init(self, x_sample, total_steps: int = 1, steps_per_epoch: int = 1) -> TrainState:
+        """Create the state from one batch of features (B, *input_shape); ``fit`` calls it."""
+        x_sample = _checks.as_features(x_sample, "x")[:1]
+        self.input_shape = tuple(x_sample.shape[1:])
+        self._input_kind = x_sample.dtype.kind
+        tx = self._make_tx(total_steps, steps_per_epoch)
+        self.state = create_train_state(self.model, tx, x_sample, self.seed)
+        out = jax.eval_shape(lambda s, x: steps.predict_step(s, x), self.state, x_sample)
+        self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
+        return self.state
+
+    def _check(self, data, name: str) -> tuple[np.ndarray, np.ndarray]:
+        x, y = _as_arrays(data, name)
+        x = _checks.as_features(x, f"{name}.x" if name != "x" else "x", self.input_shape)
+        if self.input_shape is not None and x.dtype.kind != self._input_kind:
+            expected = "float32" if self._input_kind == "f" else "int32"
+            raise TypeError(f"{name}.x: expected {expected} features as in training, got {x.dtype}")
+        classification = self.loss in losses_lib.CLASSIFICATION_LOSSES
+        y = _checks.as_labels(y, len(x), self.num_outputs if classification else None, f"{name}.y")
+        if classification and y.dtype.kind == "f" and y.shape[1:] != (self.num_outputs,):
+            raise ValueError(
+                f"{name}.y: expected integer labels (N,) or one-hot rows (N, {self.num_outputs}),"
+                f" got {y.shape} of {y.dtype}"
+            )
+        return x, y
+
+    def _functions(self):
+        """The compiled functions, built once per Trainer so that no fit retraces them."""
+        if not self._compiled:
+            num_classes = self.num_outputs if self.num_outputs and self.num_outputs > 1 else 2
+            args = (self.loss, self.metrics, num_classes, self.loss_options)
+            train_step = steps.make_train_step(*args)
+            eval_step = steps.make_eval_step(*args)
+            eval_body = lambda state, acc, batch: metrics_lib.merge(acc, eval_step(state, batch))
+            self._compiled = {
+                "train_step": train_step,
+                "eval_step": eval_step,
+                "epoch": jax.jit(steps.make_epoch_runner(train_step), donate_argnums=(0,)),
+                "step": jax.jit(steps.accumulate(train_step), donate_argnums=(0, 1, 2)),
+                "eval": jax.jit(eval_body, donate_argnums=(1,)),
+                "predict": jax.jit(steps.predict_step),
+            }
+        return self._compiled
+
+    def _zero_metrics(self, step_name: str, x, y, mask) -> dict:
+        """Fresh zero metric states; their structure is traced once and then cached."""
+        key = f"{step_name}_metric_shapes"
+        if key not in self._compiled:
+            rows = np.zeros(len(mask), np.int64)  # any rows of the batch's shape will do
+            batch = {"x": x[rows], "y": y[rows], "mask": mask}
+            self._compiled[key] = steps.metric_shapes(self._compiled[step_name], self.state, batch)
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self._compiled[key])
+
+    # ------------------------------------------------------------------ training
+
+    def fit(
+        self,
+        data,
+        epochs: int = 1,
+        batch_size: int = 32,
+        validation_data=None,
+        callbacks: Sequence[Callback] = (),
+        shuffle: bool = True,
+        verbose: bool = True,
+    ) -> dict[str, list[float]]:
+        """Train for ``epochs`` epochs and return the history.
+
+        Args:
+          data: (x, y) arrays or a data set with ``.x`` (N, *input_shape) and ``.y`` (N,) or
+            (N, *target_shape).
+          validation_data: the same kind, evaluated after every epoch into ``val_*`` entries.
+          callbacks: :class:`Callback` objects, e.g. ``EarlyStopping``, ``CSVLogger``.
+
+        Returns:
+          A dict from each metric name (``"loss"``, ``"accuracy"``, ..., and ``"val_"`` + name)
+          to its per-epoch values.
+
+        Raises:
+          NonFiniteLossError: the loss became NaN or infinite; the message names the step.
+        """
+        if self.state is None:
+            x, _ = _as_arrays(data, "data")
+            x = _checks.as_features(x, "data.x")
+            steps_per_epoch = -(-len(x) // max(int(batch_size), 1))
+            self.init(x[:1], total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
+        x, y = self._check(data, "data")
+        batch_size = _checks.check_batch_size(batch_size, len(x))
+        if validation_data is not None:
+            validation_data = self._check(validation_data, "validation_data")
+        fns = self._functions()
+        mode = self.steps_per_call
+        if mode == "auto":
+            mode = "epoch" if x.nbytes + y.nbytes <= _ON_DEVICE_BYTES else 1
+        if mode == "epoch":
+            x_device, y_device = jax.device_put(x), jax.device_put(y)
+
+        history: dict[str, list[float]] = {}
+        self.stop_training = False
+        steps_per_epoch = -(-len(x) // batch_size)
+        bar = tqdm(
+            total=epochs * steps_per_epoch,
+            disable=not verbose,
+            unit="step",
+            dynamic_ncols=True,
+            leave=True,
+        )
+        for callback in callbacks:
+            callback.on_train_begin(self)
+        try:
+            for _ in range(epochs):
+                epoch = self.epoch
+                indices, mask = epoch_indices(
+                    len(x), batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch
+                )
+                state = self.state
+                if mode == "epoch":
+                    state, acc, first_bad = fns["epoch"](state, x_device, y_device, indices, mask)
+                    bar.update(steps_per_epoch)
+                else:
+                    acc = self._zero_metrics("train_step", x, y, mask[0])
+                    first_bad = jnp.asarray(-1, jnp.int32)
+                    for idx, m in zip(indices, mask):
+                        state, acc, first_bad = fns["step"](
+                            state, acc, first_bad, {"x": x[idx], "y": y[idx], "mask": m}
+                        )
+                        bar.update(1)
+                self.state = state
+                self.epoch += 1
+                acc, bad = jax.device_get((acc, first_bad))  # one transfer per epoch
+                if bad >= 0:
+                    raise NonFiniteLossError(
+                        f"the training loss became NaN or infinite at step {bad} "
+                        f"(epoch {epoch}, batch {bad - epoch * steps_per_epoch}); lower the "
+                        "learning rate, clip gradients (clip_norm=) or check the data"
+                    )
+                logs = self._ordered(metrics_lib.compute(acc))
+                if validation_data is not None:
+                    val = self._evaluate_arrays(*validation_data, batch_size)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                for k, v in logs.items():
+                    history.setdefault(k, []).append(v)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
+                if verbose:
+                    bar.write(
+                        f"epoch {epoch + 1}: " + "  ".join(f"{k}={v:.4f}" for k, v in logs.items())
+                    )
+                for callback in callbacks:
+                    callback.on_epoch_end(self, epoch, logs)
+                if self.stop_training:
+                    break
+        finally:
+            bar.close()
+            for callback in callbacks:
+                callback.on_train_end(self)
+        return history
+
+    # ------------------------------------------------------------------ inference
+
+    def _require_state(self):
+        if self.state is None:
+            raise RuntimeError("the model has no parameters yet: call fit() (or init()) first")
+
+    def _evaluate_arrays(self, x, y, batch_size: int) -> dict[str, float]:
+        fns = self._functions()
+        indices, mask = epoch_indices(len(x), batch_size, shuffle=False)
+        acc = self._zero_metrics("eval_step", x, y, mask[0])
+        for idx, m in zip(indices, mask):
+            acc = fns["eval"](self.state, acc, {"x": x[idx], "y": y[idx], "mask": m})
+        return self._ordered(metrics_lib.compute(acc))
+
+    def _ordered(self, values: dict[str, float]) -> dict[str, float]:
+        return {k: values[k] for k in ("loss", *self.metrics)}
+
+    def evaluate(self, data, batch_size: int = 256) -> dict[str, float]:
+        """Loss and metrics over every example of ``data`` ((x, y) or ``.x``/``.y``).
+
+        Batches are padded to ``batch_size`` and masked, so each example counts exactly once.
+        """
+        self._require_state()
+        x, y = self._check(data, "data")
+        return self._evaluate_arrays(x, y, max(1, int(batch_size)))
+
+    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+        """Model outputs (N, outputs) for features x (N, *input_shape), as a NumPy array."""
+        self._require_state()
+        x = _checks.as_features(x, "x", self.input_shape)
+        fns = self._functions()
+        indices, _ = epoch_indices(len(x), max(1, int(batch_size)), shuffle=False)
+        outputs = [fns["predict"](self.state, x[idx]) for idx in indices]
+        return np.concatenate(jax.device_get(outputs))[: len(x)]
+
+    def __repr__(self) -> str:
+        name = self.optimizer if isinstance(self.optimizer, str) else "optax"
+        return (
+            f"Trainer({type(self.model).__name__}, loss={self.loss!r}, optimizer={name!r}, "
+            f"learning_rate={self.learning_rate}, epoch={self.epoch})"
+        )

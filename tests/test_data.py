@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from jaxdl import data
+
+
+def test_digits_splits_info_and_scaling_fitted_on_train_only():
+    splits = data.load("digits", seed=0)
+    info = splits.info
+    assert (info.num_classes, info.input_shape, len(info.class_names)) == (10, (64,), 10)
+    sizes = [len(splits.train), len(splits.validation), len(splits.test)]
+    assert sum(sizes) == 1797
+    assert sizes[2] == pytest.approx(0.2 * 1797, abs=2)
+    assert splits.train.x.dtype == np.float32 and splits.train.y.dtype == np.int32
+    # recompute the scaling by hand from the raw pixels of the training split
+    raw = load_digits()
+    train_idx, _, test_idx = data.stratified_split(raw.target, (0.65, 0.15, 0.2), seed=0)
+    mean = raw.data[train_idx].mean(0)
+    std = raw.data[train_idx].std(0)
+    std[std == 0] = 1
+    np.testing.assert_allclose(
+        splits.test.x, (raw.data[test_idx] - mean) / std, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_array_equal(splits.test.y, raw.target[test_idx])
+    # train features are standardised; the test split's are not exactly (no leakage)
+    assert np.abs(splits.train.x.mean(0)).max() < 1e-4
+    assert np.abs(splits.test.x.mean(0)).max() > 1e-2
+
+
+def test_digits_as_images():
+    splits = data.load("digits", image=True, scaling="minmax")
+    assert splits.train.x.shape[1:] == (8, 8, 1) == splits.info.input_shape
+    assert splits.train.x.min() == 0.0 and splits.train.x.max() == 1.0
+
+
+@pytest.mark.parametrize("name", ["xor", "moons", "spirals"])
+def test_generated_sets_are_functions_of_the_seed(name):
+    a, b, c = data.load(name, seed=1), data.load(name, seed=1), data.load(name, seed=2)
+    np.testing.assert_array_equal(a.train.x, b.train.x)
+    assert not np.array_equal(a.train.x, c.train.x)
+    assert a.info.num_classes == 2 and set(np.unique(a.train.y)) == {0, 1}
+
+
+def test_xor_labels_are_sign_xor():
+    splits = data.load("xor", scaling=None)
+    x, y = splits.train.x, splits.train.y
+    np.testing.assert_array_equal(y, (x[:, 0] * x[:, 1] < 0).astype(int))
+    assert np.abs(x).min() >= 0.1
+
+
+def test_stratified_split_keeps_class_proportions(rng):
+    y = rng.choice(5, size=997, p=[0.5, 0.2, 0.15, 0.1, 0.05])
+    parts = data.stratified_split(y, (0.6, 0.2, 0.2), seed=3)
+    assert sorted(np.concatenate(parts)) == list(range(997))
+    for part, fraction in zip(parts, (0.6, 0.2, 0.2)):
+        for c in range(5):
+            assert abs((y[part] == c).sum() - fraction * (y == c).sum()) <= 1.0 + 1e-9
+
+
+def test_epoch_indices_cover_every_example_once():
+    idx, mask = data.epoch_indices(50, 16, shuffle=True, seed=3, epoch=2)
+    assert idx.shape == mask.shape == (4, 16)
+    real = idx[mask > 0]
+    assert sorted(real) == list(range(50))
+    assert mask.sum() == 50 and (mask[-1, 2:] == 0).all()
+    again, _ = data.epoch_indices(50, 16, shuffle=True, seed=3, epoch=2)
+    other, _ = data.epoch_indices(50, 16, shuffle=True, seed=3, epoch=3)
+    np.testing.assert_array_equal(idx, again)
+    assert not np.array_equal(idx, other)
+    ordered, _ = data.epoch_indices(50, 16, shuffle=False)
+    np.testing.assert_array_equal(ordered.reshape(-1)[:50], np.arange(50))
+
+
+def test_scalers_and_one_hot(rng):
+    x = rng.normal(3, 2, size=(100, 4, 4, 3)).astype(np.float32)
+    per_channel = data.Standardizer.fit(x, per_channel=True)
+    assert per_channel.mean.shape == (3,)
+    z = per_channel(x)
+    np.testing.assert_allclose(z.reshape(-1, 3).mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.reshape(-1, 3).std(0), 1, atol=1e-4)
+    np.testing.assert_allclose(per_channel.inverse(z), x, rtol=1e-5, atol=1e-5)
+    flat = rng.normal(size=(20, 3))
+    mm = data.MinMaxScaler.fit(flat)
+    np.testing.assert_allclose(mm(flat).min(0), 0, atol=1e-6)
+    np.testing.assert_allclose(mm(flat).max(0), 1, atol=1e-6)
+    np.testing.assert_array_equal(data.one_hot([2, 0], 3), [[0, 0, 1], [1, 0, 0]])
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        data.one_hot([3], 3)
+
+
+def test_unknown_data_set_lists_names():
+    with pytest.raises(ValueError, match="unknown data set 'digitz'.*digits, moons, spirals, xor"):
+        data.load("digitz")
