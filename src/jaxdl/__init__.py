@@ -4,7 +4,7 @@ Models are Flax Linen modules; training is a pure, compiled step ``(state, batch
 (state, metrics)``; :class:`Trainer` is a thin host loop over it.
 """
 
-from jaxdl import activations, data, losses, metrics, models, optim, train
+from jaxdl import activations, data, losses, metrics, models, optim, plotting, train
 from jaxdl.train import (
     Callback,
     CSVLogger,
@@ -35,5 +35,6 @@ __all__ = [
     "metrics",
     "models",
     "optim",
+    "plotting",
     "train",
 ]

@@ -1,37 +1,44 @@
-"""Pictures of a run, written to PNG with matplotlib's Agg backend (no display needed)."""
+"""Pictures of a run, written to PNG.
+
+Figures are drawn on matplotlib's ``Figure`` directly, not through pyplot, so no display is
+needed and the caller's matplotlib backend is left as it was.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _save(fig: Figure, path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return os.fspath(path)
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> str:
     """One panel per metric (loss first), training and ``val_`` curves over epochs."""
     names = [k for k in history if not k.startswith("val_")]
     names.sort(key=lambda k: (k != "loss", k))
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(names), 3.5))
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names):
         epochs = np.arange(1, len(history[name]) + 1)
         ax.plot(epochs, history[name], label="train")
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], label="validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
         if name == "loss" and min(history[name]) > 0:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(fig, path)
 
 
 def plot_confusion_matrix(
@@ -46,7 +53,8 @@ def plot_confusion_matrix(
     n = matrix.shape[0]
     names = list(class_names) if class_names else [str(i) for i in range(n)]
     size = 1.6 + 0.5 * n
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     image = ax.imshow(shown, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks(range(n), names, rotation=45 if n > 10 else 0)
@@ -66,7 +74,4 @@ def plot_confusion_matrix(
                 fontsize=8,
                 color="white" if shown[i, j] > threshold else "black",
             )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return os.fspath(path)
+    return _save(fig, path)
