@@ -10,8 +10,10 @@ same batch size, float32. Three ways to run an epoch:
 - ``trainer_step``: ``Trainer.fit`` with ``steps_per_call=1``: one compiled step per batch.
 
 Each is warmed up with one epoch (which includes compilation, reported as ``first_epoch_s``),
-then timed over ``--epochs`` epochs, ``--repeats`` times; steps/s is the median. Trainer
-timings include everything ``fit`` does per epoch (metrics, history, host loop).
+then the three are timed in turn, ``--repeats`` rounds of ``--epochs`` epochs each; steps/s
+is the median over rounds and the ratio is the median of the per-round ratios, so a slow
+spell of a shared machine does not favour one runner. Trainer timings include everything
+``fit`` does (checks, per-epoch metrics, history, host loop).
 
 Command: ``python benchmarks/trainer_overhead.py`` (about 1 minute; ``--quick``: 15 s).
 Last run on 2 cores of an Intel Xeon (see results/trainer_overhead.md), jax 0.10.2:
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import statistics
 import time
 
 import common  # benchmarks/common.py, beside this script
@@ -82,12 +85,32 @@ def trainer_runner(model, x, y, batch_size: int, steps_per_call):
     return run, -(-len(x) // batch_size)
 
 
-def measure(name, run, steps, epochs, repeats) -> dict:
-    start = time.perf_counter()
-    run(1)
-    first = time.perf_counter() - start
-    result = common.summarize(common.time_repeats(lambda: run(epochs), repeats), steps * epochs)
-    return {"runner": name, "first_epoch_s": first, **result}
+def measure(runners: dict, epochs: int, repeats: int) -> dict[str, dict]:
+    """Warm each runner up with one epoch (timed: it includes compilation), then time them
+    interleaved, ``repeats`` rounds of ``epochs`` epochs each, so that a slow spell of a
+    shared machine hits every runner alike. Ratios are medians of per-round ratios."""
+    first = {}
+    for name, (run, _) in runners.items():
+        start = time.perf_counter()
+        run(1)
+        first[name] = time.perf_counter() - start
+    seconds = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, (run, _) in runners.items():
+            seconds[name] += common.time_repeats(functools.partial(run, epochs), 1)
+    base = "hand_jit_loop"
+    results = {}
+    for name, (_, steps) in runners.items():
+        ratios = [
+            (steps / s) / (runners[base][1] / b) for s, b in zip(seconds[name], seconds[base])
+        ]
+        results[name] = {
+            "runner": name,
+            "first_epoch_s": first[name],
+            **common.summarize(seconds[name], steps * epochs),
+            "ratio_to_hand": statistics.median(ratios),
+        }
+    return results
 
 
 def configurations(quick: bool):
@@ -115,8 +138,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--out", default=common.RESULTS, help="results folder")
     args = parser.parse_args(argv)
-    epochs = args.epochs or (2 if args.quick else 5)
-    repeats = args.repeats or (3 if args.quick else 5)
+    epochs = args.epochs or (2 if args.quick else 10)
+    repeats = args.repeats or (3 if args.quick else 7)
 
     rows = []
     for label, model, x, y, batch in configurations(args.quick):
@@ -125,10 +148,8 @@ def main(argv=None):
             "trainer_epoch": trainer_runner(model, x, y, batch, "epoch"),
             "trainer_step": trainer_runner(model, x, y, batch, 1),
         }
-        measured = {k: measure(k, *v, epochs, repeats) for k, v in runners.items()}
-        base = measured["hand_jit_loop"]["steps_per_s"]
-        for result in measured.values():
-            result.update(config=label, ratio_to_hand=result["steps_per_s"] / base)
+        for result in measure(runners, epochs, repeats).values():
+            result["config"] = label
             rows.append(result)
             print(
                 f"{label:40s} {result['runner']:14s} {result['steps_per_s']:9.1f} steps/s "

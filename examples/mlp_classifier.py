@@ -1,8 +1,8 @@
 """Train an MLP classifier with the Python API: early stopping, test metrics and pictures.
 
-Command: ``python examples/mlp_classifier.py`` (digits, about 5 s on 2 CPU cores, test
-accuracy about 0.975 with early stopping). ``--quick`` runs 3 epochs; ``--dataset moons|spirals|xor`` picks
-another embedded data set.
+Command: ``python examples/mlp_classifier.py`` (digits, about 5 s on 2 CPU cores; test
+accuracy about 0.975 with early stopping). ``--quick`` runs 3 epochs;
+``--dataset moons|spirals|xor`` picks another embedded data set.
 """
 
 import argparse

@@ -124,3 +124,14 @@ def test_weights_give_weighted_mean_and_mask_padding(name, rng):
 def test_unknown_loss_lists_valid_names():
     with pytest.raises(ValueError, match="unknown loss 'crossentropy'.*cross_entropy"):
         losses.get("crossentropy")
+
+
+@pytest.mark.parametrize("name", ["mse", "mae", "msle", "hinge", "binary_cross_entropy"])
+def test_column_outputs_take_flat_targets_and_mismatches_are_refused(name, rng):
+    fn = losses.get(name)
+    p = np.abs(rng.normal(size=(5, 1))).astype(np.float32)
+    t = rng.integers(0, 2, 5).astype(np.float32)
+    # (5, 1) against (5,) must not broadcast to (5, 5)
+    np.testing.assert_allclose(fn(p, t), fn(p, t[:, None]), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"\(5, 1\) and targets \(4,\)"):
+        fn(p, t[:4])

@@ -273,3 +273,22 @@ def test_model_without_train_argument():
     t = jaxdl.Trainer(Plain())
     t.fit(d.train, epochs=1, batch_size=64, verbose=False)
     assert 0 <= t.evaluate(d.test)["accuracy"] <= 1
+
+
+def test_binary_classifier_with_a_single_logit():
+    d = jaxdl.data.load("moons", seed=0)
+    t = jaxdl.Trainer(
+        jaxdl.models.MLP(features=(32, 32, 1)),
+        loss="binary_cross_entropy",
+        metrics=("accuracy", "recall"),
+        learning_rate=1e-2,
+    )
+    t.fit(d.train, epochs=30, batch_size=32, verbose=False)
+    scores = t.evaluate(d.test)
+    probabilities = 1 / (1 + np.exp(-t.predict(d.test.x)[:, 0]))
+    assert scores["accuracy"] == pytest.approx(jaxdl.metrics.accuracy(d.test.y, probabilities))
+    assert scores["recall"] == pytest.approx(
+        jaxdl.metrics.recall(d.test.y, probabilities, average="macro")
+    )
+    assert scores["accuracy"] > 0.95
+    assert jaxdl.metrics.roc_auc(d.test.y, probabilities) > 0.98

@@ -60,39 +60,54 @@ def _as_float(x) -> jax.Array:
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
 
 
+def _same_shape(predictions, targets) -> tuple[jax.Array, jax.Array]:
+    """Element-wise losses need one target per prediction; (B,) targets fit (B, 1) outputs."""
+    predictions, targets = _as_float(predictions), _as_float(targets)
+    if predictions.shape == targets.shape:
+        return predictions, targets
+    if predictions.shape[-1:] == (1,) and targets.shape == predictions.shape[:-1]:
+        return predictions, targets[..., None]
+    raise ValueError(
+        f"predictions {predictions.shape} and targets {targets.shape} must have the same shape "
+        "for an element-wise loss"
+    )
+
+
 def mse(predictions, targets, weights=None, reduction: str = "mean") -> jax.Array:
     """Mean squared error. predictions, targets: (batch, ...) of the same shape."""
-    values = optax.losses.squared_error(_as_float(predictions), _as_float(targets))
+    values = optax.losses.squared_error(*_same_shape(predictions, targets))
     return _reduce(_per_example_mean(values), weights, reduction)
 
 
 def mae(predictions, targets, weights=None, reduction: str = "mean") -> jax.Array:
     """Mean absolute error. predictions, targets: (batch, ...) of the same shape."""
-    values = jnp.abs(_as_float(predictions) - _as_float(targets))
+    predictions, targets = _same_shape(predictions, targets)
+    values = jnp.abs(predictions - targets)
     return _reduce(_per_example_mean(values), weights, reduction)
 
 
 def msle(predictions, targets, weights=None, reduction: str = "mean") -> jax.Array:
     """Mean squared logarithmic error, ``(log1p(p) - log1p(t))**2``; values below 0 are clipped."""
-    p = jnp.log1p(jnp.maximum(_as_float(predictions), 0.0))
-    t = jnp.log1p(jnp.maximum(_as_float(targets), 0.0))
+    predictions, targets = _same_shape(predictions, targets)
+    p = jnp.log1p(jnp.maximum(predictions, 0.0))
+    t = jnp.log1p(jnp.maximum(targets, 0.0))
     return _reduce(_per_example_mean((p - t) ** 2), weights, reduction)
 
 
-def _signed(targets) -> jax.Array:
-    targets = _as_float(targets)
-    return jnp.where(targets == 0, -1.0, targets)
+def _signed(predictions, targets) -> tuple[jax.Array, jax.Array]:
+    predictions, targets = _same_shape(predictions, targets)
+    return predictions, jnp.where(targets == 0, -1.0, targets)
 
 
 def hinge(predictions, targets, weights=None, reduction: str = "mean") -> jax.Array:
     """Hinge loss ``max(0, 1 - t * p)``. targets in {-1, +1}; 0 is read as -1, so {0, 1} works."""
-    values = optax.losses.hinge_loss(_as_float(predictions), _signed(targets))
+    values = optax.losses.hinge_loss(*_signed(predictions, targets))
     return _reduce(_per_example_mean(values), weights, reduction)
 
 
 def squared_hinge(predictions, targets, weights=None, reduction: str = "mean") -> jax.Array:
     """Squared hinge loss ``max(0, 1 - t * p)**2``, targets as for :func:`hinge`."""
-    values = optax.losses.hinge_loss(_as_float(predictions), _signed(targets)) ** 2
+    values = optax.losses.hinge_loss(*_signed(predictions, targets)) ** 2
     return _reduce(_per_example_mean(values), weights, reduction)
 
 
@@ -101,7 +116,7 @@ def binary_cross_entropy(
 ) -> jax.Array:
     """Binary cross-entropy. predictions: logits (or probabilities with ``from_logits=False``)
     of shape (batch, ...); targets: the same shape, values in [0, 1]."""
-    predictions, targets = _as_float(predictions), _as_float(targets)
+    predictions, targets = _same_shape(predictions, targets)
     if from_logits:
         values = optax.losses.sigmoid_binary_cross_entropy(predictions, targets)
     else:
