@@ -15,9 +15,11 @@ is the median over rounds and the ratio is the median of the per-round ratios, s
 spell of a shared machine does not favour one runner. Trainer timings include everything
 ``fit`` does (checks, per-epoch metrics, history, host loop).
 
-Command: ``python benchmarks/trainer_overhead.py`` (about 1 minute; ``--quick``: 15 s).
-Last run on 2 cores of an Intel Xeon (see results/trainer_overhead.md), jax 0.10.2:
-digits MLP trainer_epoch 4.2x the hand loop, 784-512-512-10 MLP 1.05x.
+Command: ``python benchmarks/trainer_overhead.py`` (about 2 minutes; ``--quick``: 20 s).
+Last run on 2 cores of an AMD EPYC, jax 0.10.2, 2026-11-21 (results/trainer_overhead.md):
+trainer_epoch 1.00x the hand loop on the digits MLP (4635 steps/s) and 1.05x on the
+784-512-512-10 MLP (282 steps/s); trainer_step 0.75x and 0.97x. The shared machine's speed
+drifts by up to 40% between rounds, hence the interleaving.
 """
 
 from __future__ import annotations
