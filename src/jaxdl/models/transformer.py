@@ -1,0 +1,269 @@
+"""Transformers: an encoder classifier and a decoder-only language model with a K/V cache.
+
+Attention is ``softmax(Q K^T / sqrt(d_head) + mask) V`` computed by
+``jax.nn.dot_product_attention``, so GPUs get their fused kernels. Blocks are pre-layer-norm:
+``x + Attention(LN(x))`` then ``x + MLP(LN(x))``, with dropout on each branch's output.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdl.models.layers import FeedForward
+
+
+def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
+    """(max_len, d_model): sin on even features, cos on odd ones (Vaswani et al., 2017)."""
+    position = np.arange(max_len)[:, None]
+    rate = np.exp(-np.log(10000.0) * np.arange(0, d_model, 2) / d_model)
+    table = np.zeros((max_len, d_model), np.float32)
+    table[:, 0::2] = np.sin(position * rate)
+    table[:, 1::2] = np.cos(position * rate[: d_model // 2])
+    return table
+
+
+def padding_mask(valid: jax.Array) -> jax.Array:
+    """(B, S) booleans, True for real tokens -> (B, 1, 1, S) attention mask."""
+    return valid[:, None, None, :]
+
+
+class MultiHeadAttention(nn.Module):
+    """Self-attention over (B, T, D) with ``num_heads`` heads of D / num_heads features.
+
+    ``mask``: booleans broadcastable to (B, heads, T, S), True where a query may attend.
+    With ``decode=True`` keys and values are written into a cache of ``max_len`` positions
+    (collection "cache"), and the queries attend to every cached position up to their own.
+    """
+
+    num_heads: int
+    causal: bool = False
+    decode: bool = False
+    max_len: int = 512
+
+    @nn.compact
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        batch, steps, d_model = x.shape
+        if d_model % self.num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={self.num_heads}")
+        head = d_model // self.num_heads
+        qkv = nn.DenseGeneral((3, self.num_heads, head), name="qkv")(x)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        causal = self.causal
+        if self.decode:
+            shape = (batch, self.max_len, self.num_heads, head)
+            cached_k = self.variable("cache", "key", jnp.zeros, shape, k.dtype)
+            cached_v = self.variable("cache", "value", jnp.zeros, shape, v.dtype)
+            index = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+            i = index.value
+            k = jax.lax.dynamic_update_slice(cached_k.value, k, (0, i, 0, 0))
+            v = jax.lax.dynamic_update_slice(cached_v.value, v, (0, i, 0, 0))
+            cached_k.value, cached_v.value, index.value = k, v, i + steps
+            query_pos = i + jnp.arange(steps)
+            seen = jnp.arange(self.max_len)[None, :] <= query_pos[:, None]
+            mask = seen[None, None] if mask is None else mask & seen[None, None]
+            causal = False
+        out = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
+        return nn.DenseGeneral(d_model, axis=(-2, -1), name="out")(out)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: ``x + Drop(Attn(LN(x)))``, then ``x + Drop(MLP(LN(x)))``. (B, T, D)."""
+
+    num_heads: int
+    mlp_dim: int
+    dropout_rate: float = 0.0
+    causal: bool = False
+    decode: bool = False
+    max_len: int = 512
+
+    @nn.compact
+    def __call__(self, x, mask=None, train: bool = False):
+        y = MultiHeadAttention(
+            self.num_heads, self.causal, self.decode, self.max_len, name="attention"
+        )(nn.LayerNorm(name="norm_0")(x), mask)
+        x = x + nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+        y = FeedForward(self.mlp_dim, x.shape[-1], self.dropout_rate, name="mlp")(
+            nn.LayerNorm(name="norm_1")(x), train
+        )
+        return x + nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+
+
+class _Embedding(nn.Module):
+    vocab_size: int
+    d_model: int
+    max_len: int
+    positions: str = "learned"
+    decode: bool = False
+
+    @nn.compact
+    def __call__(self, tokens):
+        steps = tokens.shape[1]
+        if steps > self.max_len:
+            raise ValueError(f"sequence of {steps} tokens is longer than max_len={self.max_len}")
+        x = nn.Embed(self.vocab_size, self.d_model, name="tokens")(tokens)
+        start = 0
+        if self.decode:
+            counter = self.variable("cache", "position", lambda: jnp.zeros((), jnp.int32))
+            start = counter.value
+            counter.value = start + steps
+        if self.positions == "learned":
+            table = self.param(
+                "positions", nn.initializers.normal(0.02), (self.max_len, self.d_model)
+            )
+        elif self.positions == "sinusoidal":
+            table = jnp.asarray(sinusoidal_positions(self.max_len, self.d_model))
+        else:
+            raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {self.positions!r}")
+        return x + jax.lax.dynamic_slice_in_dim(table, start, steps)[None]
+
+
+class TransformerClassifier(nn.Module):
+    """Encoder over token ids (B, T) -> logits (B, num_classes), or per token (B, T, classes).
+
+    Attributes:
+      pooling: "mean" over real tokens, "first" token, or "none" for one output per token.
+      pad_id: token id of padding; such tokens are masked out of attention and pooling.
+    """
+
+    vocab_size: int
+    num_layers: int = 2
+    d_model: int = 128
+    num_heads: int = 4
+    mlp_dim: int = 256
+    max_len: int = 128
+    num_classes: int = 2
+    dropout_rate: float = 0.0
+    positions: str = "learned"
+    pooling: str = "mean"
+    pad_id: int | None = None
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
+        tokens = tokens.astype(jnp.int32)
+        valid = (tokens != self.pad_id) if self.pad_id is not None else None
+        mask = padding_mask(valid) if valid is not None else None
+        x = _Embedding(self.vocab_size, self.d_model, self.max_len, self.positions, name="embed")(
+            tokens
+        )
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        for i in range(self.num_layers):
+            x = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout_rate, name=f"block{i}")(
+                x, mask, train
+            )
+        x = nn.LayerNorm(name="norm")(x)
+        if self.pooling == "mean":
+            w = jnp.ones(tokens.shape, x.dtype) if valid is None else valid.astype(x.dtype)
+            x = (x * w[..., None]).sum(1) / jnp.maximum(w.sum(1, keepdims=True), 1.0)
+        elif self.pooling == "first":
+            x = x[:, 0]
+        elif self.pooling != "none":
+            raise ValueError(f"pooling must be 'mean', 'first' or 'none', got {self.pooling!r}")
+        return nn.Dense(self.num_classes, name="output")(x)
+
+
+class TransformerLM(nn.Module):
+    """Decoder-only (causal) language model: token ids (B, T) -> next-token logits (B, T, V).
+
+    ``generate`` continues a prompt with a key/value cache: the prompt is run once, then each
+    new token costs one step over a single position.
+    """
+
+    vocab_size: int = 1000
+    num_layers: int = 4
+    d_model: int = 256
+    num_heads: int = 4
+    mlp_dim: int = 1024
+    max_len: int = 128
+    dropout_rate: float = 0.0
+    positions: str = "learned"
+    decode: bool = False
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
+        tokens = tokens.astype(jnp.int32)
+        x = _Embedding(
+            self.vocab_size, self.d_model, self.max_len, self.positions, self.decode, name="embed"
+        )(tokens)
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        for i in range(self.num_layers):
+            x = TransformerBlock(
+                self.num_heads,
+                self.mlp_dim,
+                self.dropout_rate,
+                causal=True,
+                decode=self.decode,
+                max_len=self.max_len,
+                name=f"block{i}",
+            )(x, None, train)
+        return nn.Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
+
+    @nn.nowrap
+    def generate(
+        self,
+        params,
+        prompt,
+        max_new_tokens: int,
+        *,
+        rng=None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+    ) -> jax.Array:
+        """Continue ``prompt`` (B, P) by ``max_new_tokens`` tokens -> (B, P + max_new_tokens).
+
+        ``temperature=0`` picks the most likely token; otherwise tokens are sampled from
+        ``softmax(logits / temperature)``, restricted to the ``top_k`` most likely if given.
+        """
+        prompt = jnp.asarray(prompt, jnp.int32)
+        if prompt.ndim != 2:
+            raise ValueError(f"prompt: expected token ids (B, P), got shape {prompt.shape}")
+        if prompt.shape[1] + max_new_tokens > self.max_len:
+            raise ValueError(
+                f"prompt of {prompt.shape[1]} tokens + {max_new_tokens} new ones "
+                f"exceeds max_len={self.max_len}"
+            )
+        if max_new_tokens < 1:
+            return prompt
+        rng = jax.random.key(0) if rng is None else rng
+        return _generate(
+            self.clone(decode=True, dropout_rate=0.0),
+            params,
+            prompt,
+            max_new_tokens,
+            rng,
+            float(temperature),
+            top_k,
+        )
+
+
+def _sample(logits, key, temperature: float, top_k: int | None):
+    if temperature == 0.0:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 5, 6))
+def _generate(decoder, params, prompt, max_new_tokens, rng, temperature, top_k):
+    shapes = jax.eval_shape(decoder.init, jax.random.key(0), prompt[:, :1])["cache"]
+    cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    keys = jax.random.split(rng, max_new_tokens)
+    logits, state = decoder.apply({"params": params, "cache": cache}, prompt, mutable=["cache"])
+    first = _sample(logits[:, -1], keys[0], temperature, top_k)
+
+    def step(carry, key):
+        cache, token = carry
+        logits, state = decoder.apply(
+            {"params": params, "cache": cache}, token[:, None], mutable=["cache"]
+        )
+        return (state["cache"], _sample(logits[:, -1], key, temperature, top_k)), token
+
+    (_, last), tokens = jax.lax.scan(step, (state["cache"], first), keys[1:])
+    return jnp.concatenate([prompt, tokens.T, last[:, None]], axis=1)

@@ -1,0 +1,186 @@
+"""Shared tests over ``jaxdl.models.ZOO``: a model is tested the moment it is listed."""
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from absl.testing import parameterized
+from jax.test_util import check_grads
+
+from jaxdl import models
+from jaxdl.models import ZOO
+
+SPECS = {spec.name: spec for spec in ZOO}
+
+
+def init(model, x):
+    return jax.jit(model.init)({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)
+
+
+def count(params) -> int:
+    return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_output_shape(name):
+    model, x = SPECS[name].tiny()
+    y = jax.jit(model.apply)(init(model, x), x)
+    if name == "transformer_lm":
+        assert y.shape == (*x.shape, model.vocab_size)
+    else:
+        assert y.shape == (x.shape[0], 3)
+    assert y.dtype == jnp.float32
+
+
+class JitAndEagerAgree(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.named_parameters(*[(name, name) for name in sorted(SPECS)])
+    def test_variant_matches_eager_apply(self, name):
+        model, x = SPECS[name].tiny()
+        variables = init(model, x)
+        out = self.variant(lambda v, x: model.apply(v, x))(variables, x)
+        np.testing.assert_allclose(out, model.apply(variables, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_gradients_are_finite_and_match_finite_differences(name):
+    model, x = SPECS[name].tiny()
+    if isinstance(model, models.ResNet):
+        # ReLU zeros tie inside the 7x7 stem's max pool, where a finite difference is one-sided
+        model = model.clone(small_inputs=True)
+    variables = init(model, x)
+    params = variables["params"]
+    rest = {k: v for k, v in variables.items() if k != "params"}
+
+    def loss(params):
+        out = model.apply({"params": params, **rest}, x)
+        return jnp.sum(jnp.sin(out))
+
+    grads = jax.grad(loss)(params)
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+    with jax.enable_x64(True):
+        # a random point near the initialisation: at init, bias-free convolutions over dead
+        # channels sit exactly on ReLU kinks, where finite differences are one-sided
+        noise = np.random.default_rng(1)
+        params64 = jax.tree.map(
+            lambda p: p.astype(jnp.float64) + 0.05 * noise.normal(size=p.shape), params
+        )
+        x64 = x.astype(np.float64) if x.dtype.kind == "f" else x
+        rest64 = jax.tree.map(lambda p: p.astype(jnp.float64), rest)
+
+        @jax.jit
+        def loss64(params):
+            out = model.apply({"params": params, **rest64}, x64)
+            return jnp.sum(jnp.sin(out))
+
+        # Flax's normalisation layers reduce in float32 even here, which limits agreement to
+        # about 1e-3; a wrong gradient is off by order one
+        check_grads(loss64, (params64,), order=1, modes=("rev",), eps=1e-6, atol=1e-3, rtol=1e-2)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_bfloat16_forward_stays_close_to_float32(name):
+    model, x = SPECS[name].tiny()
+    variables = init(model, x)
+    y32 = model.apply(variables, x)
+    half = jax.tree.map(lambda p: p.astype(jnp.bfloat16), variables)
+    x16 = x.astype(jnp.bfloat16) if x.dtype.kind == "f" else x
+    y16 = model.apply(half, x16)
+    scale = float(jnp.abs(y32).max()) + 1.0
+    assert float(jnp.abs(y16.astype(jnp.float32) - y32).max()) < 0.05 * scale
+
+
+# --------------------------------------------------------------- parameter counts by hand
+
+
+def dense(i, o):
+    return i * o + o
+
+
+def test_parameter_counts_by_hand():
+    # MLP 4 -> 6 -> 3
+    model, x = SPECS["mlp"].tiny()
+    assert count(init(model, x)["params"]) == dense(4, 6) + dense(6, 3)
+    # CNN on 6x6x1, SAME convs with bias, pool 2: 6 -> 3 -> 1, then 3 features -> 4 -> 3
+    model, x = SPECS["cnn"].tiny()
+    assert count(init(model, x)["params"]) == (9 * 1 * 2 + 2) + (9 * 2 * 3 + 3) + dense(
+        3, 4
+    ) + dense(4, 3)
+
+
+def basic_block(cin, cout):
+    shortcut = cin * cout + 2 * cout if cin != cout else 0
+    return 9 * cin * cout + 2 * cout + 9 * cout * cout + 2 * cout + shortcut
+
+
+def bottleneck(cin, width):
+    out = 4 * width
+    shortcut = cin * out + 2 * out if cin != out else 0
+    return (
+        cin * width + 2 * width + 9 * width * width + 2 * width + width * out + 2 * out + shortcut
+    )
+
+
+def test_resnet_parameter_counts_by_hand():
+    # ResNet-20 at width 2 (2/4/8 channels), 1 input channel, 3 classes
+    model, x = SPECS["resnet20"].tiny()
+    stem = 9 * 1 * 2 + 2 * 2
+    stages = (
+        sum(basic_block(2, 2) for _ in range(3))
+        + basic_block(2, 4)
+        + 2 * basic_block(4, 4)
+        + basic_block(4, 8)
+        + 2 * basic_block(8, 8)
+    )
+    assert count(init(model, x)["params"]) == stem + stages + dense(8, 3)
+    # ResNet-50 at width 2: 7x7 stem, bottlenecks (3, 4, 6, 3) of widths 2, 4, 8, 16
+    model, x = SPECS["resnet50"].tiny()
+    total, cin = 49 * 3 * 2 + 2 * 2, 2
+    for width, blocks in zip((2, 4, 8, 16), (3, 4, 6, 3)):
+        for _ in range(blocks):
+            total += bottleneck(cin, width)
+            cin = 4 * width
+    assert count(init(model, x)["params"]) == total + dense(64, 3)
+    # the standard ResNet-50 has 25.56 M parameters with 1000 classes
+    full = jax.eval_shape(
+        lambda: models.ResNet(50, 1000).init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
+    )
+    assert count(full["params"]) == 25_557_032
+
+
+def test_recurrent_parameter_counts_by_hand():
+    f, h = 3, 5
+    lstm_layer = lambda i: dense(i, 4 * h) + h * 4 * h
+    model, x = SPECS["lstm"].tiny()  # 2 layers, bidirectional
+    expected = 2 * lstm_layer(f) + 2 * lstm_layer(2 * h) + dense(2 * h, 3)
+    assert count(init(model, x)["params"]) == expected
+    model, x = SPECS["gru"].tiny()
+    assert count(init(model, x)["params"]) == dense(f, 3 * h) + h * 3 * h + 3 * h + dense(h, 3)
+    model, x = SPECS["rnn"].tiny()
+    assert count(init(model, x)["params"]) == dense(f, h) + h * h + dense(h, 3)
+
+
+def test_transformer_parameter_counts_by_hand():
+    v, layers, d, mlp, max_len = 11, 2, 8, 16, 6
+    block = 2 * d + dense(d, 3 * d) + dense(d, d) + 2 * d + dense(d, mlp) + dense(mlp, d)
+    model, x = SPECS["transformer_lm"].tiny()
+    expected = v * d + max_len * d + layers * block + 2 * d + dense(d, v)
+    assert count(init(model, x)["params"]) == expected
+    # the benchmark LM: 4 layers, d 256, MLP 1024, vocabulary 1000, 128 positions
+    lm = models.TransformerLM(1000, 4, 256, 4, 1024, 128)
+    shapes = jax.eval_shape(lambda: lm.init(jax.random.key(0), jnp.zeros((1, 128), jnp.int32)))
+    d, mlp, v = 256, 1024, 1000
+    block = 4 * d + dense(d, 3 * d) + dense(d, d) + dense(d, mlp) + dense(mlp, d)
+    assert count(shapes["params"]) == v * d + 128 * d + 4 * block + 2 * d + dense(d, v)
+
+
+def test_unknown_resnet_depth():
+    with pytest.raises(ValueError, match="unknown ResNet depth 21"):
+        init(models.ResNet(21), np.zeros((1, 8, 8, 1), np.float32))
+
+
+def test_every_listed_model_builds_by_name():
+    for spec in ZOO:
+        assert isinstance(models.get(spec.name, 4), nn.Module)
