@@ -13,6 +13,7 @@ from jaxdl.train import (
     Trainer,
     TrainState,
     create_train_state,
+    init_variables,
     make_eval_step,
     make_train_step,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "activations",
     "create_train_state",
     "data",
+    "init_variables",
     "losses",
     "make_eval_step",
     "make_train_step",

@@ -74,19 +74,19 @@ ZOO: tuple[ModelSpec, ...] = (
         "resnet20",
         lambda num_classes, **kw: ResNet(20, num_classes, **kw),
         "image",
-        lambda: (ResNet(20, 3, width=2), _floats(2, 8, 8, 1)),
+        lambda: (ResNet(20, 3, width=2, blocks=(1, 1, 1)), _floats(2, 8, 8, 1)),
     ),
     ModelSpec(
         "resnet18",
         lambda num_classes, **kw: ResNet(18, num_classes, **kw),
         "image",
-        lambda: (ResNet(18, 3, width=2), _floats(2, 16, 16, 3)),
+        lambda: (ResNet(18, 3, width=2, blocks=(1, 1, 1, 1)), _floats(2, 16, 16, 3)),
     ),
     ModelSpec(
         "resnet50",
         lambda num_classes, **kw: ResNet(50, num_classes, **kw),
         "image",
-        lambda: (ResNet(50, 3, width=2), _floats(2, 16, 16, 3)),
+        lambda: (ResNet(50, 3, width=2, blocks=(1, 1, 1, 1)), _floats(2, 16, 16, 3)),
     ),
     ModelSpec(
         "rnn",

@@ -122,13 +122,16 @@ class ResNet(nn.Module):
     bottlenecks: four stages of 64..512 channels, a 7x7 stride-2 stem and max pooling).
 
     Input (B, H, W, C); output (B, num_classes). ``small_inputs=True`` gives the ImageNet
-    family the 3x3 stem without down-sampling, for 32x32 images or smaller.
+    family the 3x3 stem without down-sampling, for 32x32 images or smaller. ``width``
+    overrides the channels of the first stage and ``blocks`` the blocks per stage (both for
+    small test instances).
     """
 
     depth: int = 20
     num_classes: int = 10
     small_inputs: bool = False
     width: int | None = None
+    blocks: tuple[int, ...] | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -140,6 +143,7 @@ class ResNet(nn.Module):
         chex.assert_rank(x, 4)
         block, stages, base = RESNETS[self.depth]
         base = self.width or base
+        stages = self.blocks or stages
         imagenet = len(stages) == 4
         norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
         if imagenet and not self.small_inputs:
