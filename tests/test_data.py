@@ -90,5 +90,30 @@ def test_scalers_and_one_hot(rng):
 
 
 def test_unknown_data_set_lists_names():
-    with pytest.raises(ValueError, match="unknown data set 'digitz'.*digits, moons, spirals, xor"):
+    with pytest.raises(ValueError, match="unknown data set .digitz.*digits, emnist, fashion_mnist, mnist, moons"):
         data.load("digitz")
+
+
+@pytest.mark.parametrize(
+    "name,shape,classes",
+    [
+        ("mnist", (28, 28, 1), 10),
+        ("fashion_mnist", (28, 28, 1), 10),
+        ("cifar10", (32, 32, 3), 10),
+    ],
+)
+def test_tfds_image_sets_under_mock_data(name, shape, classes):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=30):
+        splits = data.load(name, seed=0)
+    assert splits.info.input_shape == shape and splits.info.num_classes == classes
+    assert len(splits.train) + len(splits.validation) == 30 and len(splits.test) == 30
+    x = splits.train.x
+    assert x.dtype == np.float32 and x.shape[1:] == shape and 0 <= x.min() and x.max() <= 1
+    assert splits.train.y.dtype == np.int32 and splits.train.y.max() < classes
+
+
+def test_tfds_set_not_prepared_offline_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="'mnist' is not prepared in .*download=True"):
+        data.load("mnist", data_dir=str(tmp_path))

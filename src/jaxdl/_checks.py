@@ -75,7 +75,7 @@ def as_labels(y, num_examples: int, num_classes: int | None, name: str = "y") ->
             f"{name}: expected {num_examples} targets (one per example of x), got shape {y.shape}"
         )
     if y.dtype.kind in "iub":
-        if num_classes is not None and y.ndim == 1:
+        if num_classes is not None:
             low, high = int(y.min()), int(y.max())
             if low < 0 or high >= num_classes:
                 raise ValueError(

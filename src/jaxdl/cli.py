@@ -16,6 +16,7 @@ from datetime import datetime
 
 from jaxdl import data as data_lib
 from jaxdl import losses, metrics, models, optim, plotting
+from jaxdl._checks import lookup
 from jaxdl.train import CSVLogger, EarlyStopping, Trainer
 
 
@@ -27,7 +28,12 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "folder with metrics.json, history.csv, loss_curve.png and confusion_matrix.png.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="mlp", help=f"model: {', '.join(sorted(models.MODELS))}")
+    p.add_argument(
+        "--model",
+        default="mlp",
+        help=f"model: {', '.join(sorted(models.MODELS))} "
+        "(cnn, resnet and recurrent models read digits as 8x8 images or rows)",
+    )
     p.add_argument("--dataset", default="digits", help=f"data set: {', '.join(data_lib.names())}")
     p.add_argument("--epochs", type=int, default=40, help="passes over the training split")
     p.add_argument("--batch-size", type=int, default=64, help="examples per step")
@@ -41,7 +47,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer widths of the MLP"
     )
-    p.add_argument("--dropout", type=float, default=0.2, help="dropout rate of the MLP")
+    p.add_argument("--dropout", type=float, default=0.2, help="dropout rate of the MLP or CNN")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weight matrices")
     p.add_argument(
         "--patience",
@@ -61,15 +67,44 @@ def _train_parser(sub) -> argparse.ArgumentParser:
 
 
 def _model_options(args) -> dict:
-    if args.model.lower() == "mlp":
+    name = args.model.lower()
+    if name == "mlp":
         return {"hidden": tuple(args.hidden), "dropout_rate": args.dropout}
+    if name == "cnn":
+        return {"dropout_rate": args.dropout}
+    if name in ("rnn", "lstm", "gru"):
+        return {"hidden_size": 128}
     return {}
+
+
+def _load(args, spec):
+    if spec.inputs == "tokens":
+        raise ValueError(
+            f"model {args.model!r} reads token ids; `jaxdl train` trains on "
+            "feature and image data sets: see examples/ for the Transformers"
+        )
+    image = spec.inputs == "image"
+    if args.dataset.lower() == "digits":
+        return data_lib.load("digits", seed=args.seed, image=image)
+    splits = data_lib.load(args.dataset, seed=args.seed)
+    if splits.info.task != "classification":
+        raise ValueError(
+            f"data set {args.dataset!r} is a {splits.info.task} task; "
+            "`jaxdl train` trains classifiers"
+        )
+    if image and len(splits.info.input_shape) != 3:
+        raise ValueError(
+            f"model {args.model!r} needs images (H, W, C); data set "
+            f"{args.dataset!r} has features of shape {splits.info.input_shape}"
+        )
+    return splits
 
 
 def train(args) -> dict:
     """Run ``jaxdl train`` with parsed ``args``; returns the test metrics."""
     started = time.perf_counter()
-    splits = data_lib.load(args.dataset, seed=args.seed)
+    spec = lookup("model", args.model, models.SPECS)
+    splits = _load(args, spec)
     info = splits.info
     model = models.get(args.model, info.num_classes, **_model_options(args))
     trainer = Trainer(

@@ -200,18 +200,27 @@ def _mask(mask, n: int) -> jax.Array:
 
 
 def predicted_labels(predictions: jax.Array) -> jax.Array:
-    """(B, C) logits -> arg-max labels; (B,) or (B, 1) logits -> 1 where the logit is > 0."""
+    """Logits (B, ..., C) -> arg-max labels (B, ...); a single logit (B, ..., 1) or (B,)
+    -> 1 where it is > 0."""
     if predictions.ndim >= 2 and predictions.shape[-1] > 1:
         return jnp.argmax(predictions, axis=-1)
-    return (predictions.reshape(predictions.shape[0]) > 0).astype(jnp.int32)
+    if predictions.ndim >= 2:
+        predictions = predictions[..., 0]
+    return (predictions > 0).astype(jnp.int32)
 
 
-def _true_labels(targets: jax.Array) -> jax.Array:
+def _true_labels(targets: jax.Array, predictions: jax.Array) -> jax.Array:
+    """Integer labels pass; one-hot rows (shaped like the logits) -> arg-max; probabilities
+    of a single positive class -> 1 where > 0.5."""
     if jnp.issubdtype(targets.dtype, jnp.integer):
-        return targets.reshape(targets.shape[0])
-    if targets.ndim >= 2 and targets.shape[-1] > 1:
+        return targets.reshape(predicted_labels(predictions).shape)
+    if targets.shape == predictions.shape and predictions.shape[-1] > 1:
         return jnp.argmax(targets, axis=-1)
-    return (targets.reshape(targets.shape[0]) > 0.5).astype(jnp.int32)
+    return (targets.reshape(predicted_labels(predictions).shape) > 0.5).astype(jnp.int32)
+
+
+def _per_example(values: jax.Array) -> jax.Array:
+    return values.reshape(values.shape[0], -1).astype(jnp.float32).mean(axis=1)
 
 
 @struct.dataclass
@@ -241,9 +250,11 @@ class Accuracy(Mean):
 
     @classmethod
     def from_batch(cls, predictions, targets, mask=None, num_classes=None) -> Accuracy:
-        """predictions: (B, C) or (B,) logits; targets: (B,) labels or (B, C) one-hot."""
-        correct = predicted_labels(predictions) == _true_labels(targets)
-        return cls.from_values(correct, mask)
+        """predictions: (B, C) or (B,) logits, or (B, T, C) for a label per position;
+        targets: (B,) or (B, T) labels, or one-hot rows. Each example counts the fraction of
+        its positions that are right."""
+        correct = predicted_labels(predictions) == _true_labels(targets, predictions)
+        return cls.from_values(_per_example(correct), mask)
 
 
 @struct.dataclass
@@ -258,12 +269,17 @@ class ConfusionMatrix:
     def from_batch(
         cls, predictions, targets, mask=None, num_classes=None, statistic="f1", average="macro"
     ) -> ConfusionMatrix:
-        """predictions: (B, C) or (B,) logits; targets: (B,) labels or (B, C) one-hot."""
+        """predictions: (B, C) or (B,) logits, or (B, T, C); targets: (B,) or (B, T) labels,
+        or one-hot rows. Every position counts once."""
         if num_classes is None:
             num_classes = max(predictions.shape[-1], 2) if predictions.ndim >= 2 else 2
-        m = _mask(mask, predictions.shape[0])
-        flat = _true_labels(targets) * num_classes + predicted_labels(predictions)
-        counts = jnp.zeros((num_classes * num_classes,), jnp.float32).at[flat].add(m)
+        pred = predicted_labels(predictions)
+        true = _true_labels(targets, predictions)
+        m = jnp.broadcast_to(
+            _mask(mask, pred.shape[0]).reshape(-1, *[1] * (pred.ndim - 1)), pred.shape
+        )
+        flat = (true * num_classes + pred).reshape(-1)
+        counts = jnp.zeros((num_classes * num_classes,), jnp.float32).at[flat].add(m.reshape(-1))
         return cls(counts.reshape(num_classes, num_classes), statistic, average)
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
@@ -279,7 +295,7 @@ def _error_metric(kind: str) -> Callable:
             predictions.shape
         )
         values = jnp.abs(diff) if kind == "mae" else diff**2
-        return Mean.from_values(values.reshape(values.shape[0], -1).mean(axis=1), mask)
+        return Mean.from_values(_per_example(values), mask)
 
     return from_batch
 

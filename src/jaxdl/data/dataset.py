@@ -16,7 +16,9 @@ class DatasetInfo:
       num_classes: number of classes (0 for regression).
       input_shape: shape of one example, without the batch axis.
       class_names: one name per class.
-      task: "classification" or "regression".
+      task: "classification", "regression", "sequence" (one label per position) or
+        "language_model" (next-token targets).
+      scalable: whether ``load`` may standardise the features (not token ids or markers).
     """
 
     name: str
@@ -24,6 +26,7 @@ class DatasetInfo:
     input_shape: tuple[int, ...]
     class_names: tuple[str, ...] = ()
     task: str = "classification"
+    scalable: bool = True
     description: str = ""
     extra: dict = field(default_factory=dict)
 

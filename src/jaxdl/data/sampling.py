@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+
+
+def _split_counts(n: int, fractions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Integers summing to ``n``, each within one of ``n * fraction`` (largest remainder,
+    ties broken at random so that many small classes do not all favour the same split)."""
+    exact = n * fractions
+    counts = np.floor(exact).astype(int)
+    remainder = exact - counts
+    order = np.lexsort((rng.random(len(fractions)), -remainder))
+    counts[order[: n - counts.sum()]] += 1
+    return counts
 
 
 def stratified_split(
@@ -12,26 +22,26 @@ def stratified_split(
     seed: int = 0,
     stratify: bool = True,
 ) -> list[np.ndarray]:
-    """Split ``range(len(labels))`` into index arrays of the given fractions (summing to 1).
+    """Split ``range(len(labels))`` into sorted index arrays of the given fractions (sum 1).
 
-    With ``stratify=True`` each split holds every class in the proportion of the whole, to
-    within one example per class. The result depends only on ``labels``, ``fractions`` and
-    ``seed``.
+    With ``stratify=True`` each class is shuffled and cut on its own, so every split holds
+    each class in the proportion of the whole to within one example. The result depends only
+    on ``labels``, ``fractions`` and ``seed``.
     """
     labels = np.asarray(labels)
-    if not np.isclose(sum(fractions), 1.0) or min(fractions) <= 0:
-        raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
-    remaining = np.arange(len(labels))
-    splits, left = [], 1.0
-    for i, fraction in enumerate(fractions[:-1]):
-        take = fraction / left
-        first, remaining = train_test_split(
-            remaining,
-            train_size=take,
-            random_state=seed + i,
-            stratify=labels[remaining] if stratify else None,
-        )
-        splits.append(np.sort(first))
-        left -= fraction
-    splits.append(np.sort(remaining))
-    return splits
+    fractions = np.asarray(fractions, np.float64)
+    if not np.isclose(fractions.sum(), 1.0) or fractions.min() <= 0:
+        raise ValueError(f"fractions must be positive and sum to 1, got {tuple(fractions)}")
+    rng = np.random.default_rng(seed)
+    groups = (
+        [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        if stratify
+        else [np.arange(len(labels))]
+    )
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    for members in groups:
+        members = rng.permutation(members)
+        bounds = np.cumsum(_split_counts(len(members), fractions, rng))[:-1]
+        for part, chunk in zip(parts, np.split(members, bounds)):
+            part.append(chunk)
+    return [np.sort(np.concatenate(p)) for p in parts]

@@ -13,6 +13,8 @@ import numpy as np
 from jaxdl._checks import lookup
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, Splits
 from jaxdl.data.sampling import stratified_split
+from jaxdl.data.sequences import adding, pydoc_text, reverse
+from jaxdl.data.tfds_source import IMAGE_SETS, load_tfds_images
 from jaxdl.data.transforms import SCALERS
 
 
@@ -87,12 +89,15 @@ EMBEDDED: dict[str, Callable] = {
     "xor": _xor,
     "moons": _moons,
     "spirals": _spirals,
+    "adding": adding,
+    "reverse": reverse,
+    "pydoc_text": pydoc_text,
 }
 
 
 def names() -> list[str]:
-    """Names that :func:`load` accepts."""
-    return sorted(EMBEDDED)
+    """Names that :func:`load` accepts: embedded sets, then TFDS sets."""
+    return sorted(EMBEDDED) + list(IMAGE_SETS)
 
 
 def load(
@@ -101,27 +106,42 @@ def load(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.65, 0.15, 0.2),
     scaling: str | None = "standard",
+    data_dir: str | None = None,
+    download: bool = False,
     **options,
 ) -> Splits:
     """Load the data set ``name`` split into train / validation / test.
 
     Args:
-      name: one of :func:`names` ("digits", "xor", "moons", "spirals").
+      name: one of :func:`names`: "digits", "xor", "moons", "spirals" (classification),
+        "adding" (regression), "reverse" (a label per position), "pydoc_text" (characters).
       seed: fixes the generated points and the split.
       fractions: sizes of train, validation and test; the split is stratified by class.
       scaling: "standard" (zero mean, unit variance per feature), "minmax" ([0, 1]) or None;
-        fitted on the training split only and applied to all three.
+        fitted on the training split only and applied to all three (not to token ids or
+        the adding problem's markers).
+      data_dir, download: for TFDS sets ("mnist", "fashion_mnist", "cifar10", "cifar100",
+        "emnist"), where the prepared files are and whether to fetch them first. TFDS images
+        come as float32 NHWC in [0, 1]; ``fractions`` and ``scaling`` apply to embedded sets.
       options: passed to the generator, e.g. ``n=``, ``noise=``, or ``image=True`` for digits
         as (8, 8, 1) images.
 
     Returns:
-      :class:`Splits` with NumPy float32 ``x`` of shape (N, *info.input_shape) and int32 ``y``
-      of shape (N,).
+      :class:`Splits` with NumPy ``x`` of shape (N, *info.input_shape) (float32, or int32
+      token ids) and targets ``y``: (N,) int32 labels for classification, (N, 1) float32 for
+      "adding", (N, T) int32 for "reverse" and "pydoc_text".
     """
-    make = lookup("data set", name, EMBEDDED)
+    if isinstance(name, str) and name.lower() in IMAGE_SETS:
+        return load_tfds_images(name.lower(), seed=seed, data_dir=data_dir, download=download)
+    make = lookup("data set", name, {**EMBEDDED, **{n: None for n in IMAGE_SETS}})
     x, y, info = make(seed, **options)
-    train, validation, test = stratified_split(y, fractions, seed=seed)
-    if scaling is not None:
+    if info.task == "language_model":  # hold out the end of the text, not random windows
+        bounds = np.cumsum(np.round(np.array(fractions[:-1]) * len(x)).astype(int))
+        train, validation, test = np.split(np.arange(len(x)), bounds)
+    else:
+        stratify = info.task == "classification" and y.ndim == 1
+        train, validation, test = stratified_split(y, fractions, seed=seed, stratify=stratify)
+    if scaling is not None and info.scalable:
         scaler = lookup("scaling", scaling, SCALERS).fit(x[train])
         x = scaler(x)
     data = ArrayDataset(x, y)

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxdl.models.layers import as_images, global_average_pool, pool
+from jaxdl.models.layers import Conv, as_images, global_average_pool, pool
 
 
 class CNN(nn.Module):
@@ -42,7 +42,7 @@ class CNN(nn.Module):
         x = as_images(x)
         k = self.kernel_size
         for i, c in enumerate(self.channels):
-            x = nn.Conv(
+            x = Conv(
                 c, (k, k), padding=self.padding, use_bias=not self.batch_norm, name=f"conv_{i}"
             )(x)
             if self.batch_norm:
@@ -68,12 +68,12 @@ class BasicBlock(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
         s = (self.stride, self.stride)
-        y = nn.Conv(self.channels, (3, 3), s, padding=1, use_bias=False, name="conv_0")(x)
+        y = Conv(self.channels, (3, 3), s, padding=1, use_bias=False, name="conv_0")(x)
         y = nn.relu(norm("norm_0")(y))
-        y = nn.Conv(self.channels, (3, 3), padding=1, use_bias=False, name="conv_1")(y)
+        y = Conv(self.channels, (3, 3), padding=1, use_bias=False, name="conv_1")(y)
         y = norm("norm_1")(y)
         if x.shape != y.shape:
-            x = nn.Conv(self.channels, (1, 1), s, use_bias=False, name="shortcut")(x)
+            x = Conv(self.channels, (1, 1), s, use_bias=False, name="shortcut")(x)
             x = norm("shortcut_norm")(x)
         return nn.relu(x + y)
 
@@ -90,14 +90,12 @@ class Bottleneck(nn.Module):
         norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
         s = (self.stride, self.stride)
         out = self.channels * self.expansion
-        y = nn.relu(
-            norm("norm_0")(nn.Conv(self.channels, (1, 1), use_bias=False, name="conv_0")(x))
-        )
-        y = nn.Conv(self.channels, (3, 3), s, padding=1, use_bias=False, name="conv_1")(y)
+        y = nn.relu(norm("norm_0")(Conv(self.channels, (1, 1), use_bias=False, name="conv_0")(x)))
+        y = Conv(self.channels, (3, 3), s, padding=1, use_bias=False, name="conv_1")(y)
         y = nn.relu(norm("norm_1")(y))
-        y = norm("norm_2")(nn.Conv(out, (1, 1), use_bias=False, name="conv_2")(y))
+        y = norm("norm_2")(Conv(out, (1, 1), use_bias=False, name="conv_2")(y))
         if x.shape != y.shape:
-            x = norm("shortcut_norm")(nn.Conv(out, (1, 1), s, use_bias=False, name="shortcut")(x))
+            x = norm("shortcut_norm")(Conv(out, (1, 1), s, use_bias=False, name="shortcut")(x))
         return nn.relu(x + y)
 
 
@@ -147,12 +145,12 @@ class ResNet(nn.Module):
         imagenet = len(stages) == 4
         norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
         if imagenet and not self.small_inputs:
-            x = nn.Conv(base, (7, 7), (2, 2), padding=3, use_bias=False, name="stem")(x)
+            x = Conv(base, (7, 7), (2, 2), padding=3, use_bias=False, name="stem")(x)
             x = nn.relu(norm("stem_norm")(x))
             x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
         else:
             x = nn.relu(
-                norm("stem_norm")(nn.Conv(base, (3, 3), padding=1, use_bias=False, name="stem")(x))
+                norm("stem_norm")(Conv(base, (3, 3), padding=1, use_bias=False, name="stem")(x))
             )
         for stage, blocks in enumerate(stages):
             for i in range(blocks):

@@ -2,25 +2,151 @@
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+
+def _windows(x: jax.Array, window: int) -> jax.Array:
+    """(B, H, W, C) -> (B, H // w, W // w, C, w * w): each pooling window on the last axis."""
+    b, h, w, c = x.shape
+    hh, ww = h // window, w // window
+    x = x[:, : hh * window, : ww * window].reshape(b, hh, window, ww, window, c)
+    return x.transpose(0, 1, 3, 5, 2, 4).reshape(b, hh, ww, c, window * window)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def max_pool(x: jax.Array, window: int) -> jax.Array:
+    """Non-overlapping max pooling of NHWC ``x``: (B, H, W, C) -> (B, H // w, W // w, C).
+
+    The gradient goes to the first maximum of each window, as with ``lax.reduce_window``
+    and PyTorch; computed from the arg-max it takes a few element-wise passes, where XLA's
+    ``select_and_scatter`` (and even the gradient of a reshape-and-max) are many times
+    slower on CPU.
+    """
+    return _windows(x, window).max(axis=-1)
+
+
+def _max_pool_forward(x, window):
+    win = _windows(x, window)
+    return win.max(axis=-1), (x.shape, win.argmax(axis=-1).astype(jnp.int8))
+
+
+def _max_pool_backward(window, residuals, dy):
+    (b, h, w, c), index = residuals
+    hh, ww = h // window, w // window
+    g = jax.nn.one_hot(index, window * window, dtype=dy.dtype) * dy[..., None]
+    g = g.reshape(b, hh, ww, c, window, window).transpose(0, 1, 4, 2, 5, 3)
+    g = g.reshape(b, hh * window, ww * window, c)
+    return (jnp.pad(g, ((0, 0), (0, h - hh * window), (0, w - ww * window), (0, 0))),)
+
+
+max_pool.defvjp(_max_pool_forward, _max_pool_backward)
 
 
 def pool(x: jax.Array, window: int, kind: str = "max") -> jax.Array:
     """Non-overlapping 2-D pooling of NHWC ``x``: (B, H, W, C) -> (B, H // w, W // w, C).
 
     Trailing rows and columns that do not fill a window are dropped (as VALID pooling does).
-    Written as a reshape and a reduction rather than ``lax.reduce_window``: the same numbers,
-    but its gradient is an element-wise select instead of XLA's ``select_and_scatter``,
-    which is several times slower on CPU.
     """
-    if kind not in ("max", "avg"):
-        raise ValueError(f"pooling must be 'max' or 'avg', got {kind!r}")
-    b, h, w, c = x.shape
-    hh, ww = h // window, w // window
-    x = x[:, : hh * window, : ww * window].reshape(b, hh, window, ww, window, c)
-    return x.max(axis=(2, 4)) if kind == "max" else x.mean(axis=(2, 4))
+    if kind == "max":
+        return max_pool(x, window)
+    if kind == "avg":
+        return _windows(x, window).mean(axis=-1)
+    raise ValueError(f"pooling must be 'max' or 'avg', got {kind!r}")
+
+
+_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+
+def _xla_conv(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=_DIMENSIONS)
+
+
+def _patches(x, kh, kw):
+    """(B, H, W, C) -> (B, H - kh + 1, W - kw + 1, kh * kw * C): every VALID window, in the
+    (kh, kw, C) order of a kernel's first three axes."""
+    oh, ow = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    return jnp.concatenate(
+        [x[:, i : i + oh, j : j + ow, :] for i in range(kh) for j in range(kw)], axis=-1
+    )
+
+
+@jax.custom_vjp
+def _conv2d_patches(x, kernel):
+    kh, kw, cin, cout = kernel.shape
+    return _patches(x, kh, kw) @ kernel.reshape(kh * kw * cin, cout)
+
+
+def _patches_forward(x, kernel):
+    kh, kw, cin, cout = kernel.shape
+    patches = _patches(x, kh, kw)
+    return patches @ kernel.reshape(kh * kw * cin, cout), (x, kernel, patches)
+
+
+def _patches_backward(residuals, dy):
+    x, kernel, patches = residuals
+    kh, kw, cin, cout = kernel.shape
+    d = dy.reshape(-1, cout)
+    dx = jax.vjp(lambda x: _xla_conv(x, kernel), x)[1](dy)[0]
+    dk = patches.reshape(-1, kh * kw * cin).T @ d
+    return dx, dk.reshape(kernel.shape).astype(kernel.dtype)
+
+
+_conv2d_patches.defvjp(_patches_forward, _patches_backward)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """VALID, stride-1 2-D convolution: x (B, H, W, Cin), kernel (kh, kw, Cin, Cout) ->
+    (B, H - kh + 1, W - kw + 1, Cout); the numbers of ``lax.conv_general_dilated``.
+
+    On CPU, XLA runs the gradient of a convolution with respect to its kernel at a fraction
+    of the machine's matrix speed, and small convolutions forward below it too. There the
+    convolution is computed as one matrix product over the windows (im2col), which the
+    backward pass reuses: the kernel gradient becomes ``patches^T @ dy``. Other backends
+    keep XLA's own convolution (cuDNN on GPU, the MXU on TPU).
+    """
+    if jax.default_backend() == "cpu":
+        return _conv2d_patches(x, kernel)
+    return _xla_conv(x, kernel)
+
+
+class Conv(nn.Module):
+    """2-D convolution over NHWC with the parameters of ``flax.linen.Conv`` ("kernel"
+    (kh, kw, Cin, Cout), "bias" (Cout,)). Stride 1 runs through :func:`conv2d`; other strides
+    through ``nn.Conv``'s computation."""
+
+    features: int
+    kernel_size: tuple[int, int] = (3, 3)
+    strides: tuple[int, int] = (1, 1)
+    padding: str | int = "SAME"
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (kh, kw, x.shape[-1], self.features)
+        )
+        kernel = kernel.astype(x.dtype)
+        pad = self.padding
+        if pad == "SAME":
+            pad = ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)
+        elif pad == "VALID":
+            pad = ((0, 0), (0, 0))
+        elif isinstance(pad, int):
+            pad = ((pad, pad), (pad, pad))
+        if tuple(self.strides) == (1, 1):
+            y = conv2d(jnp.pad(x, ((0, 0), *pad, (0, 0))), kernel)
+        else:
+            y = jax.lax.conv_general_dilated(
+                x, kernel, self.strides, pad, dimension_numbers=_DIMENSIONS
+            )
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(y.dtype)
+        return y
 
 
 def as_images(x: jax.Array) -> jax.Array:
