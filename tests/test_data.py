@@ -90,7 +90,9 @@ def test_scalers_and_one_hot(rng):
 
 
 def test_unknown_data_set_lists_names():
-    with pytest.raises(ValueError, match="unknown data set .digitz.*digits, emnist, fashion_mnist, mnist, moons"):
+    with pytest.raises(
+        ValueError, match="unknown data set .digitz.*digits, emnist, fashion_mnist, mnist, moons"
+    ):
         data.load("digitz")
 
 

@@ -1,0 +1,55 @@
+"""Recurrent networks: digits read row by row, and the adding problem.
+
+Command: ``python examples/rnn_sequences.py`` (about 3 minutes on 2 CPU cores). LSTM and GRU
+read each 8x8 digit as 8 steps of 8 pixels (test accuracy about 0.97); on the adding problem
+with sequences of 50 steps the LSTM reaches an MSE below 0.01 while the simple RNN stays near
+the 0.167 of always predicting the mean. ``--quick`` for a smoke run.
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+import jaxdl
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="digits", help="digits (rows as steps)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
+    parser.add_argument("--out", default="runs/examples", help="folder for the numbers")
+    args = parser.parse_args()
+    results = {}
+
+    digits = jaxdl.data.load(args.dataset, seed=0, image=True)
+    for cell in ("lstm", "gru"):
+        model = jaxdl.models.RNNClassifier(cell, 128, num_classes=digits.info.num_classes)
+        trainer = jaxdl.Trainer(model, learning_rate=3e-3, schedule="cosine", seed=0)
+        trainer.fit(digits.train, epochs=2 if args.quick else 30, batch_size=32, verbose=False)
+        results[f"{cell}_digits_accuracy"] = trainer.evaluate(digits.test)["accuracy"]
+        print(f"{cell} on digits rows: test accuracy {results[f'{cell}_digits_accuracy']:.4f}")
+
+    adding = jaxdl.data.load("adding", seed=0, length=50, n=2000 if args.quick else 10000)
+    baseline = float(np.mean((adding.test.y - adding.train.y.mean()) ** 2))
+    results["adding_predict_the_mean_mse"] = baseline
+    print(f"adding problem, length 50: predicting the mean gives MSE {baseline:.3f}")
+    for cell in ("simple", "lstm"):
+        model = jaxdl.models.RNNClassifier(cell, 64, num_classes=1)
+        trainer = jaxdl.Trainer(
+            model, loss="mse", metrics=(), learning_rate=3e-3, clip_norm=1.0, seed=0
+        )
+        trainer.fit(adding.train, epochs=2 if args.quick else 25, batch_size=64, verbose=False)
+        results[f"adding_{cell}_mse"] = trainer.evaluate(adding.test)["loss"]
+        print(f"{cell:6s} RNN on the adding problem: test MSE {results[f'adding_{cell}_mse']:.4f}")
+
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "rnn_sequences.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
