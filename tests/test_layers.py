@@ -245,3 +245,15 @@ def test_sampling_respects_top_k_and_is_seeded(rng):
     np.testing.assert_array_equal(s1, s2)
     with pytest.raises(ValueError, match="exceeds max_len=20"):
         lm.generate(params, prompt, 19)
+
+
+def test_sequence_model_is_causal_and_matches_a_causal_lm_shape(rng):
+    model = models.RNNSequenceModel("gru", 8, num_outputs=5, vocab_size=7, embed_dim=4)
+    tokens = rng.integers(0, 7, size=(2, 6)).astype(np.int32)
+    variables = model.init(jax.random.key(0), tokens)
+    out = model.apply(variables, tokens)
+    assert out.shape == (2, 6, 5)
+    changed = tokens.copy()
+    changed[:, 4:] = (changed[:, 4:] + 1) % 7  # change the future only
+    np.testing.assert_allclose(model.apply(variables, changed)[:, :4], out[:, :4], rtol=1e-6)
+    assert not np.allclose(model.apply(variables, changed)[:, 4:], out[:, 4:])
