@@ -77,7 +77,12 @@ class RNNLayer(nn.Module):
             raise ValueError(f"unknown cell {self.cell!r}; expected one of {sorted(GATES)}")
         batch, steps, _ = x.shape
         size = GATES[self.cell] * self.hidden_size
-        a = nn.Dense(size, bias_init=_bias_init(self.cell, self.hidden_size), name="input")(x)
+        if self.reverse:  # reverse the (small) inputs, not the (4x wider) projections
+            x = reverse_within_lengths(x, lengths)
+        # project time-major: the scan reads (T, B, G*H) without transposing it
+        a = nn.Dense(size, bias_init=_bias_init(self.cell, self.hidden_size), name="input")(
+            x.swapaxes(0, 1)
+        )
         w_h = self.param(
             "hidden_kernel", nn.initializers.orthogonal(), (self.hidden_size, size), x.dtype
         )
@@ -86,8 +91,6 @@ class RNNLayer(nn.Module):
             if self.cell == "gru"
             else None
         )
-        if self.reverse:
-            a = reverse_within_lengths(a, lengths)
         if lengths is None:
             mask = jnp.ones((steps, batch, 1), x.dtype)
         else:
@@ -101,7 +104,7 @@ class RNNLayer(nn.Module):
             carry = jax.tree.map(lambda n, o: m_t * n + (1.0 - m_t) * o, new, carry)
             return carry, h * m_t
 
-        carry, outputs = jax.lax.scan(step, carry0, (a.swapaxes(0, 1), mask))
+        carry, outputs = jax.lax.scan(step, carry0, (a, mask))
         outputs = outputs.swapaxes(0, 1)
         if self.reverse:
             outputs = reverse_within_lengths(outputs, lengths)
