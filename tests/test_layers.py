@@ -257,3 +257,43 @@ def test_sequence_model_is_causal_and_matches_a_causal_lm_shape(rng):
     changed[:, 4:] = (changed[:, 4:] + 1) % 7  # change the future only
     np.testing.assert_allclose(model.apply(variables, changed)[:, :4], out[:, :4], rtol=1e-6)
     assert not np.allclose(model.apply(variables, changed)[:, 4:], out[:, 4:])
+
+
+def test_lstm_hand_written_gradient_equals_autodiff(rng):
+    from jaxdl.models.rnn import lstm_recurrence
+
+    steps, batch, hidden = 6, 3, 4
+    a = jnp.asarray(rng.normal(size=(steps, batch, 4 * hidden)).astype(np.float32))
+    w = jnp.asarray(0.5 * rng.normal(size=(hidden, 4 * hidden)).astype(np.float32))
+    lengths = np.array([6, 2, 4])
+    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None].astype(np.float32)
+
+    def reference(a, w):  # the textbook LSTM, left to autodiff
+        def step(carry, inputs):
+            (h, c), (a_t, m) = carry, inputs
+            i, f, g, o = jnp.split(a_t + h @ w, 4, axis=-1)
+            c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
+            return (m * h_new + (1 - m) * h, m * c_new + (1 - m) * c), m * h_new
+
+        zeros = jnp.zeros((batch, hidden))
+        (h, c), out = jax.lax.scan(step, (zeros, zeros), (a, mask))
+        return out, (h, c)
+
+    weights = [
+        jnp.asarray(rng.normal(size=s).astype(np.float32))
+        for s in [(steps, batch, hidden), (batch, hidden), (batch, hidden)]
+    ]
+
+    def loss(fn):
+        def total(a, w):
+            out, (h, c) = fn(a, w)
+            return (out * weights[0]).sum() + (h * weights[1]).sum() + (c * weights[2]).sum()
+
+        return total
+
+    ours = jax.grad(loss(lambda a, w: lstm_recurrence(a, w, mask)), argnums=(0, 1))(a, w)
+    expected = jax.grad(loss(reference), argnums=(0, 1))(a, w)
+    for got, want in zip(ours, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lstm_recurrence(a, w, mask)[0], reference(a, w)[0], rtol=1e-6)

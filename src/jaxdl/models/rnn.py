@@ -25,13 +25,7 @@ GATES = {"simple": 1, "lstm": 4, "gru": 3}
 
 
 def _cell_step(cell: str, carry, a_t, w_h, b_h):
-    """One time step. carry: h (B, H), or (h, c) for the LSTM; a_t: (B, G*H)."""
-    if cell == "lstm":
-        h, c = carry
-        i, f, g, o = jnp.split(a_t + h @ w_h, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
-        return (h, c), h
+    """One step of the simple or GRU cell. carry: h (B, H); a_t: (B, G*H)."""
     if cell == "gru":
         h = carry
         a_r, a_z, a_n = jnp.split(a_t, 3, axis=-1)
@@ -43,6 +37,78 @@ def _cell_step(cell: str, carry, a_t, w_h, b_h):
         return h, h
     h = jnp.tanh(a_t + carry @ w_h)
     return h, h
+
+
+def _lstm_forward_scan(a, w_h, mask):
+    """The masked LSTM recurrence over time-major a (T, B, 4H), mask (T, B, 1).
+
+    Returns the outputs (T, B, H), the final (h, c), and what the backward pass needs."""
+    batch, hidden = a.shape[1], w_h.shape[0]
+    h0 = jnp.zeros((batch, hidden), a.dtype)
+
+    def step(carry, inputs):
+        h, c = carry
+        a_t, m = inputs
+        z_i, z_f, z_g, z_o = jnp.split(a_t + h @ w_h, 4, axis=-1)
+        i, f, o, g = jax.nn.sigmoid(z_i), jax.nn.sigmoid(z_f), jax.nn.sigmoid(z_o), jnp.tanh(z_g)
+        c_new = f * c + i * g
+        tanh_c = jnp.tanh(c_new)
+        h_new = o * tanh_c
+        carry = (m * h_new + (1.0 - m) * h, m * c_new + (1.0 - m) * c)
+        return carry, (h_new * m, (h, c, i, f, g, o, tanh_c))
+
+    (h, c), (outputs, saved) = jax.lax.scan(step, (h0, h0), (a, mask))
+    return outputs, (h, c), saved
+
+
+@jax.custom_vjp
+def lstm_recurrence(a, w_h, mask):
+    """Masked LSTM over a (T, B, 4H) input projections with recurrent kernel w_h (H, 4H) and
+    mask (T, B, 1) -> (outputs (T, B, H), (h_T, c_T)).
+
+    Autodiff of a scan accumulates the recurrent kernel's gradient inside the backward loop,
+    one small product and one addition per step. This VJP keeps only the sequential part in
+    the loop (the gate gradients and ``dz @ w_h^T``) and forms ``dw_h = sum_t h_t^T dz_t``
+    afterwards as a single matrix product over all steps."""
+    outputs, last, _ = _lstm_forward_scan(a, w_h, mask)
+    return outputs, last
+
+
+def _lstm_vjp_forward(a, w_h, mask):
+    outputs, last, saved = _lstm_forward_scan(a, w_h, mask)
+    return (outputs, last), (w_h, mask, saved)
+
+
+def _lstm_vjp_backward(residuals, cotangents):
+    w_h, mask, saved = residuals
+    d_outputs, (d_h, d_c) = cotangents
+
+    def step(carry, inputs):
+        dh, dc = carry
+        dy, m, (h, c, i, f, g, o, tanh_c) = inputs
+        dh_new = m * (dh + dy)
+        dc_new = m * dc + dh_new * o * (1.0 - tanh_c**2)
+        dz = jnp.concatenate(
+            [
+                dc_new * g * i * (1.0 - i),
+                dc_new * c * f * (1.0 - f),
+                dc_new * i * (1.0 - g**2),
+                dh_new * tanh_c * o * (1.0 - o),
+            ],
+            axis=-1,
+        )
+        dh_prev = (1.0 - m) * dh + dz @ w_h.T
+        dc_prev = (1.0 - m) * dc + dc_new * f
+        return (dh_prev, dc_prev), dz
+
+    _, dz = jax.lax.scan(step, (d_h, d_c), (d_outputs, mask, saved), reverse=True)
+    h_prev = saved[0]
+    hidden, size = w_h.shape
+    d_w = h_prev.reshape(-1, hidden).T @ dz.reshape(-1, size)
+    return dz, d_w.astype(w_h.dtype), jnp.zeros_like(mask)
+
+
+lstm_recurrence.defvjp(_lstm_vjp_forward, _lstm_vjp_backward)
 
 
 def reverse_within_lengths(x: jax.Array, lengths: jax.Array | None) -> jax.Array:
@@ -95,8 +161,13 @@ class RNNLayer(nn.Module):
             mask = jnp.ones((steps, batch, 1), x.dtype)
         else:
             mask = (jnp.arange(steps)[:, None] < lengths[None, :])[..., None].astype(x.dtype)
-        h0 = jnp.zeros((batch, self.hidden_size), x.dtype)
-        carry0 = (h0, h0) if self.cell == "lstm" else h0
+        if self.cell == "lstm":
+            outputs, (last, _) = lstm_recurrence(a, w_h, mask)
+            outputs = outputs.swapaxes(0, 1)
+            if self.reverse:
+                outputs = reverse_within_lengths(outputs, lengths)
+            return outputs, last
+        carry0 = jnp.zeros((batch, self.hidden_size), x.dtype)
 
         def step(carry, inputs):
             a_t, m_t = inputs
@@ -104,11 +175,10 @@ class RNNLayer(nn.Module):
             carry = jax.tree.map(lambda n, o: m_t * n + (1.0 - m_t) * o, new, carry)
             return carry, h * m_t
 
-        carry, outputs = jax.lax.scan(step, carry0, (a, mask))
+        last, outputs = jax.lax.scan(step, carry0, (a, mask))
         outputs = outputs.swapaxes(0, 1)
         if self.reverse:
             outputs = reverse_within_lengths(outputs, lengths)
-        last = carry[0] if self.cell == "lstm" else carry
         return outputs, last
 
 
