@@ -15,7 +15,9 @@ works here), and its best is the reference. Steps/s is the median of ``--repeats
 of ``--steps`` steps after warm-up; GFLOP/s uses XLA's cost analysis of the jaxdl step.
 
 Command: ``python benchmarks/zoo_vs_torch.py`` (needs ``pip install torch==2.13.0``, the
-``bench`` extra; about 5 minutes on 2 cores). Results: results/zoo_vs_torch.md.
+``bench`` extra; about 6 minutes on 2 cores). Results: results/zoo_vs_torch.md. Last run on
+2 cores of an AMD EPYC, jax 0.10.2, torch 2.13.0, 2026-11-21: ratio to PyTorch's best
+MLP 1.02x, CNN 0.91x (0.99x in the run before), LSTM 0.64x, Transformer LM 0.64x.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxdl import activations
+
 
 def _windows(x: jax.Array, window: int) -> jax.Array:
     """(B, H, W, C) -> (B, H // w, W // w, C, w * w): each pooling window on the last axis."""
@@ -59,6 +61,7 @@ def pool(x: jax.Array, window: int, kind: str = "max") -> jax.Array:
 
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+_PATCH_BYTES = 256 << 20
 
 
 def _xla_conv(x, kernel):
@@ -105,10 +108,13 @@ def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     On CPU, XLA runs the gradient of a convolution with respect to its kernel at a fraction
     of the machine's matrix speed, and small convolutions forward below it too. There the
     convolution is computed as one matrix product over the windows (im2col), which the
-    backward pass reuses: the kernel gradient becomes ``patches^T @ dy``. Other backends
-    keep XLA's own convolution (cuDNN on GPU, the MXU on TPU).
+    backward pass reuses: the kernel gradient becomes ``patches^T @ dy``. The patches take
+    kh * kw times the memory of ``x``, so inputs whose patches would pass 256 MiB keep XLA's
+    convolution, as do other backends (cuDNN on GPU, the MXU on TPU).
     """
-    if jax.default_backend() == "cpu":
+    kh, kw = kernel.shape[:2]
+    patch_bytes = x.size * kh * kw * x.dtype.itemsize
+    if jax.default_backend() == "cpu" and patch_bytes <= _PATCH_BYTES:
         return _conv2d_patches(x, kernel)
     return _xla_conv(x, kernel)
 
@@ -168,8 +174,6 @@ class FeedForward(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        from jaxdl import activations
-
         x = activations.get(self.activation)(nn.Dense(self.hidden, name="up")(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         return nn.Dense(self.out, name="down")(x)
