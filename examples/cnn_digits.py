@@ -45,13 +45,10 @@ def main():
         verbose=not args.quick,
     )
     scores = trainer.evaluate(data.test)
-    matrix = jaxdl.metrics.confusion_matrix(data.test.y, trainer.predict(data.test.x), classes)
 
     out = os.path.join(args.out, f"{args.model}_{args.dataset}")
-    os.makedirs(out, exist_ok=True)
-    jaxdl.plotting.plot_history(history, os.path.join(out, "loss_curve.png"))
-    jaxdl.plotting.plot_confusion_matrix(
-        matrix, os.path.join(out, "confusion_matrix.png"), data.info.class_names
+    jaxdl.plotting.plot_classifier_run(
+        out, history, data.test.y, trainer.predict(data.test.x), data.info.class_names
     )
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump({"test": scores, "epochs": epochs}, f, indent=2)

@@ -40,7 +40,8 @@ def test_output_shape(name):
 
 
 class JitAndEagerAgree(chex.TestCase):
-    @chex.variants(with_jit=True, without_jit=True)
+    # the eager apply is the reference, so only the jitted variant can disagree with it
+    @chex.variants(with_jit=True)
     @parameterized.named_parameters(*[(name, name) for name in sorted(SPECS)])
     def test_variant_matches_eager_apply(self, name):
         model, x = SPECS[name].tiny()

@@ -138,8 +138,6 @@ def train(args) -> dict:
         verbose=not args.quiet,
     )
     test = trainer.evaluate(splits.test)
-    predictions = trainer.predict(splits.test.x)
-    matrix = metrics.confusion_matrix(splits.test.y, predictions, info.num_classes)
     elapsed = time.perf_counter() - started
     result = {
         "test": test,
@@ -151,9 +149,8 @@ def train(args) -> dict:
     }
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(result, f, indent=2)
-    plotting.plot_history(history, os.path.join(out, "loss_curve.png"))
-    plotting.plot_confusion_matrix(
-        matrix, os.path.join(out, "confusion_matrix.png"), info.class_names
+    plotting.plot_classifier_run(
+        out, history, splits.test.y, trainer.predict(splits.test.x), info.class_names
     )
     print("test: " + "  ".join(f"{k}={v:.4f}" for k, v in test.items()) + f"  ({elapsed:.1f} s)")
     print(f"wrote {out}/: metrics.json history.csv loss_curve.png confusion_matrix.png")

@@ -75,3 +75,25 @@ def plot_confusion_matrix(
                 color="white" if shown[i, j] > threshold else "black",
             )
     return _save(fig, path)
+
+
+def plot_classifier_run(
+    folder: str | os.PathLike,
+    history: Mapping[str, Sequence[float]],
+    y_true,
+    predictions,
+    class_names: Sequence[str] | None = None,
+) -> list[str]:
+    """Write ``loss_curve.png`` and ``confusion_matrix.png`` of a classifier into ``folder``.
+
+    y_true: (N,) labels; predictions: (N, C) scores or (N,) labels. Returns the two paths.
+    """
+    from jaxdl.metrics import confusion_matrix
+
+    os.makedirs(folder, exist_ok=True)
+    classes = len(class_names) if class_names else None
+    matrix = confusion_matrix(y_true, predictions, classes)
+    return [
+        plot_history(history, os.path.join(folder, "loss_curve.png")),
+        plot_confusion_matrix(matrix, os.path.join(folder, "confusion_matrix.png"), class_names),
+    ]
