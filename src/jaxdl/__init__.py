@@ -4,7 +4,7 @@ Models are Flax Linen modules; training is a pure, compiled step ``(state, batch
 (state, metrics)``; :class:`Trainer` is a thin host loop over it.
 """
 
-from jaxdl import activations, data, losses, metrics, models, optim, plotting, train
+from jaxdl import activations, data, graphs, losses, metrics, models, optim, plotting, train
 from jaxdl.train import (
     Callback,
     CSVLogger,
@@ -30,6 +30,7 @@ __all__ = [
     "activations",
     "create_train_state",
     "data",
+    "graphs",
     "init_variables",
     "losses",
     "make_eval_step",

@@ -16,6 +16,15 @@ import numpy as np
 from jaxdl._checks import lookup
 from jaxdl.activations import Maxout
 from jaxdl.models.cnn import CNN, BasicBlock, Bottleneck, ResNet
+from jaxdl.models.gnn import (
+    GAT,
+    GCN,
+    GATLayer,
+    GCNLayer,
+    GraphNetwork,
+    MessagePassingNet,
+    Readout,
+)
 from jaxdl.models.mlp import MLP
 from jaxdl.models.rnn import RNN, RNNClassifier, RNNLayer, RNNSequenceModel
 from jaxdl.models.transformer import (
@@ -136,6 +145,8 @@ def get(name: str, num_classes: int, **options) -> nn.Module:
 
 __all__ = [
     "CNN",
+    "GAT",
+    "GCN",
     "MLP",
     "MODELS",
     "RNN",
@@ -143,12 +154,17 @@ __all__ = [
     "ZOO",
     "BasicBlock",
     "Bottleneck",
+    "GATLayer",
+    "GCNLayer",
+    "GraphNetwork",
     "Maxout",
+    "MessagePassingNet",
     "ModelSpec",
     "MultiHeadAttention",
     "RNNClassifier",
     "RNNLayer",
     "RNNSequenceModel",
+    "Readout",
     "ResNet",
     "TransformerBlock",
     "TransformerClassifier",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import chex
@@ -32,7 +33,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         chex.assert_rank(x, {2, 3, 4, 5})
-        x = x.reshape(x.shape[0], -1)
+        x = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # -1 fails on zero rows
         act = activations.get(self.activation)
         for i, width in enumerate(self.features[:-1]):
             x = nn.Dense(width, name=f"dense_{i}")(x)

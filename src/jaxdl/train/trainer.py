@@ -28,6 +28,11 @@ from jaxdl.train.state import TrainState, create_train_state
 _ON_DEVICE_BYTES = 1 << 30
 
 
+def _is_source(data) -> bool:
+    """Whether ``data`` serves its own fixed-shape batches (e.g. ``jaxdl.graphs.GraphDataset``)."""
+    return hasattr(data, "batches") and hasattr(data, "num_batches")
+
+
 def _as_arrays(data, name: str) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(data, tuple | list) and len(data) == 2:
         return np.asarray(data[0]), np.asarray(data[1])
@@ -114,10 +119,12 @@ class Trainer:
         )
 
     def init(self, x_sample, total_steps: int = 1, steps_per_epoch: int = 1) -> TrainState:
-        """Create the state from one batch of features (B, *input_shape); ``fit`` calls it."""
-        x_sample = _checks.as_features(x_sample, "x")[:1]
-        self.input_shape = tuple(x_sample.shape[1:])
-        self._input_kind = x_sample.dtype.kind
+        """Create the state from one batch of features (B, *input_shape), or from the inputs
+        of one batch of a batch source (e.g. a padded ``GraphsTuple``); ``fit`` calls it."""
+        if isinstance(x_sample, np.ndarray | jax.Array | list):
+            x_sample = _checks.as_features(x_sample, "x")[:1]
+            self.input_shape = tuple(x_sample.shape[1:])
+            self._input_kind = x_sample.dtype.kind
         tx = self._make_tx(total_steps, steps_per_epoch)
         self.state = create_train_state(self.model, tx, x_sample, self.seed)
         out = jax.eval_shape(lambda s, x: steps.predict_step(s, x), self.state, x_sample)
@@ -157,12 +164,10 @@ class Trainer:
             }
         return self._compiled
 
-    def _zero_metrics(self, step_name: str, x, y, mask) -> dict:
+    def _zero_metrics(self, step_name: str, batch: dict) -> dict:
         """Fresh zero metric states; their structure is traced once and then cached."""
         key = f"{step_name}_metric_shapes"
         if key not in self._compiled:
-            rows = np.zeros(len(mask), np.int64)  # any rows of the batch's shape will do
-            batch = {"x": x[rows], "y": y[rows], "mask": mask}
             self._compiled[key] = steps.metric_shapes(self._compiled[step_name], self.state, batch)
         return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self._compiled[key])
 
@@ -193,64 +198,91 @@ class Trainer:
         Raises:
           NonFiniteLossError: the loss became NaN or infinite; the message names the step.
         """
+        source = _is_source(data)
         if self.state is None:
-            x, _ = _as_arrays(data, "data")
-            x = _checks.as_features(x, "data.x")
-            steps_per_epoch = -(-len(x) // max(int(batch_size), 1))
-            self.init(x[:1], total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
-        x, y = self._check(data, "data")
-        batch_size = _checks.check_batch_size(batch_size, len(x))
+            if source:
+                steps_per_epoch = data.num_batches(batch_size)
+                sample = next(iter(data.batches(batch_size)))["x"]
+            else:
+                x, _ = _as_arrays(data, "data")
+                x = _checks.as_features(x, "data.x")
+                steps_per_epoch = -(-len(x) // max(int(batch_size), 1))
+                sample = x[:1]
+            self.init(sample, total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
+        if source:
+            self._check_source(data, "data")  # the source checks batch_size where it uses one
+        else:
+            x, y = self._check(data, "data")
+            batch_size = _checks.check_batch_size(batch_size, len(x))
         if validation_data is not None:
-            validation_data = self._check(validation_data, "validation_data")
+            if _is_source(validation_data):
+                self._check_source(validation_data, "validation_data")
+            else:
+                validation_data = self._check(validation_data, "validation_data")
         fns = self._functions()
         mode = self.steps_per_call
-        if mode == "auto":
+        if source:
+            mode = 1  # a source's batches are built on the host, one call each
+        elif mode == "auto":
             mode = "epoch" if x.nbytes + y.nbytes <= _ON_DEVICE_BYTES else 1
         if mode == "epoch":
             x_device, y_device = jax.device_put(x), jax.device_put(y)
 
+        def epoch_batches(epoch: int):
+            if source:
+                return data.batches(batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch)
+            indices, mask = epoch_indices(
+                len(x), batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch
+            )
+            return ({"x": x[i], "y": y[i], "mask": m} for i, m in zip(indices, mask))
+
+        def epoch_steps(epoch: int) -> int:
+            if source:
+                return data.num_batches(batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch)
+            return -(-len(x) // batch_size)
+
         history: dict[str, list[float]] = {}
         self.stop_training = False
-        steps_per_epoch = -(-len(x) // batch_size)
         bar = tqdm(
-            total=epochs * steps_per_epoch,
+            total=sum(epoch_steps(self.epoch + e) for e in range(epochs)),
             disable=not verbose,
             unit="step",
             dynamic_ncols=True,
             leave=True,
         )
+        step_before = int(jax.device_get(self.state.step))
         for callback in callbacks:
             callback.on_train_begin(self)
         try:
             for _ in range(epochs):
                 epoch = self.epoch
-                indices, mask = epoch_indices(
-                    len(x), batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch
-                )
                 state = self.state
                 if mode == "epoch":
+                    indices, mask = epoch_indices(
+                        len(x), batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch
+                    )
                     state, acc, first_bad = fns["epoch"](state, x_device, y_device, indices, mask)
-                    bar.update(steps_per_epoch)
+                    bar.update(len(indices))
                 else:
-                    acc = self._zero_metrics("train_step", x, y, mask[0])
-                    first_bad = jnp.asarray(-1, jnp.int32)
-                    for idx, m in zip(indices, mask):
-                        state, acc, first_bad = fns["step"](
-                            state, acc, first_bad, {"x": x[idx], "y": y[idx], "mask": m}
-                        )
+                    acc, first_bad = None, jnp.asarray(-1, jnp.int32)
+                    for batch in epoch_batches(epoch):
+                        if acc is None:
+                            acc = self._zero_metrics("train_step", batch)
+                        state, acc, first_bad = fns["step"](state, acc, first_bad, batch)
                         bar.update(1)
                 self.state = state
                 self.epoch += 1
-                acc, bad = jax.device_get((acc, first_bad))  # one transfer per epoch
+                acc, bad, step_after = jax.device_get((acc, first_bad, state.step))
                 if bad >= 0:
                     raise NonFiniteLossError(
                         f"the training loss became NaN or infinite at step {bad} "
-                        f"(epoch {epoch}, batch {bad - epoch * steps_per_epoch}); lower the "
+                        f"(epoch {epoch}, batch {bad - step_before}); lower the "
                         "learning rate, clip gradients (clip_norm=) or check the data"
                     )
+                step_before = int(step_after)
                 logs = self._ordered(metrics_lib.compute(acc))
                 if validation_data is not None:
-                    val = self._evaluate_arrays(*validation_data, batch_size)
+                    val = self._evaluate_data(validation_data, batch_size)
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 for k, v in logs.items():
                     history.setdefault(k, []).append(v)
@@ -275,31 +307,63 @@ class Trainer:
         if self.state is None:
             raise RuntimeError("the model has no parameters yet: call fit() (or init()) first")
 
-    def _evaluate_arrays(self, x, y, batch_size: int) -> dict[str, float]:
+    def _check_source(self, data, name: str) -> None:
+        """Labels of a batch source against the model's outputs, before any compile."""
+        if self.loss in losses_lib.CLASSIFICATION_LOSSES and hasattr(data, "targets"):
+            targets = data.targets()
+            classes = self.num_outputs if self.num_outputs and self.num_outputs > 1 else None
+            _checks.as_labels(targets, len(targets), classes, name)
+
+    def _evaluate_data(self, data, batch_size: int) -> dict[str, float]:
+        """Metrics over ``data``: checked (x, y) arrays or a batch source."""
         fns = self._functions()
-        indices, mask = epoch_indices(len(x), batch_size, shuffle=False)
-        acc = self._zero_metrics("eval_step", x, y, mask[0])
-        for idx, m in zip(indices, mask):
-            acc = fns["eval"](self.state, acc, {"x": x[idx], "y": y[idx], "mask": m})
+        if _is_source(data):
+            batches = data.batches(batch_size, shuffle=False)
+        else:
+            x, y = data
+            indices, mask = epoch_indices(len(x), batch_size, shuffle=False)
+            batches = ({"x": x[i], "y": y[i], "mask": m} for i, m in zip(indices, mask))
+        acc = None
+        for batch in batches:
+            if acc is None:
+                acc = self._zero_metrics("eval_step", batch)
+            acc = fns["eval"](self.state, acc, batch)
         return self._ordered(metrics_lib.compute(acc))
 
     def _ordered(self, values: dict[str, float]) -> dict[str, float]:
         return {k: values[k] for k in ("loss", *self.metrics)}
 
     def evaluate(self, data, batch_size: int = 256) -> dict[str, float]:
-        """Loss and metrics over every example of ``data`` ((x, y) or ``.x``/``.y``).
+        """Loss and metrics over every example of ``data`` ((x, y), ``.x``/``.y``, or a batch
+        source such as ``jaxdl.graphs.GraphDataset``).
 
         Batches are padded to ``batch_size`` and masked, so each example counts exactly once.
         """
         self._require_state()
-        x, y = self._check(data, "data")
-        return self._evaluate_arrays(x, y, max(1, int(batch_size)))
+        if _is_source(data):
+            self._check_source(data, "data")
+            return self._evaluate_data(data, max(1, int(batch_size)))
+        return self._evaluate_data(self._check(data, "data"), max(1, int(batch_size)))
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
-        """Model outputs (N, outputs) for features x (N, *input_shape), as a NumPy array."""
+        """Model outputs as a NumPy array.
+
+        ``x`` is features (N, *input_shape) -> (N, outputs); a ``GraphsTuple`` -> the model's
+        output for that graph (e.g. (num_nodes, classes)); a ``GraphDataset`` -> one row per
+        graph, in order.
+        """
         self._require_state()
-        x = _checks.as_features(x, "x", self.input_shape)
         fns = self._functions()
+        if _is_source(x):
+            outputs = [
+                (fns["predict"](self.state, b["x"]), b["mask"])
+                for b in x.batches(max(1, int(batch_size)), shuffle=False)
+            ]
+            outputs = jax.device_get(outputs)
+            return np.concatenate([out[mask > 0] for out, mask in outputs])
+        if not isinstance(x, np.ndarray | jax.Array | list):  # a pytree such as a graph
+            return np.asarray(jax.device_get(fns["predict"](self.state, x)))
+        x = _checks.as_features(x, "x", self.input_shape)
         indices, _ = epoch_indices(len(x), max(1, int(batch_size)), shuffle=False)
         outputs = [fns["predict"](self.state, x[idx]) for idx in indices]
         return np.concatenate(jax.device_get(outputs))[: len(x)]
