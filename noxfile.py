@@ -45,3 +45,4 @@ def bench(session):
     """The quick benchmark suite; results go to benchmarks/results/."""
     session.install("-e", ".")
     session.run("python", "benchmarks/trainer_overhead.py", "--quick", *session.posargs)
+    session.run("python", "benchmarks/gnn_step.py", "--quick", *session.posargs)

@@ -65,6 +65,11 @@ def test_bad_names_give_a_short_error(capsys):
     assert "unknown optimizer 'adum'; expected one of" in capsys.readouterr().err
 
 
+def test_graph_models_point_to_their_examples(capsys):
+    assert cli.main(["train", "--model", "gcn", "--quiet"]) == 2
+    assert "model 'gcn' reads graphs" in capsys.readouterr().err
+
+
 def test_list_and_help(capsys):
     assert cli.main(["list"]) == 0
     printed = capsys.readouterr().out

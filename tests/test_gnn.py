@@ -313,3 +313,25 @@ def test_ogbg_molpcba_not_prepared_says_what_to_do(tmp_path):
         FileNotFoundError, match="'ogbg_molpcba' is not prepared in .*download=True"
     ):
         graph_sets.load_ogbg_molpcba(data_dir=str(tmp_path))
+
+
+def test_molpcba_example_trains_with_missing_labels_masked(tmp_path, monkeypatch):
+    import importlib.util
+    import types
+
+    import tensorflow_datasets as tfds
+
+    spec = importlib.util.spec_from_file_location("example", "examples/graph_classification.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    logits = np.array([[2.0, -1.0, 0.5]], np.float32)
+    labels = np.array([[1.0, np.nan, 0.0]], np.float32)
+    by_hand = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(0.5))) / 2  # the NaN assay is skipped
+    np.testing.assert_allclose(example.masked_binary_cross_entropy(logits, labels), [by_hand])
+
+    data = {"train": molecules(40, 0), "validation": molecules(10, 1), "test": molecules(30, 2)}
+    with tfds.testing.mock_data(as_data_source_fn=lambda builder, split, **kw: data[split]):
+        example.molpcba(types.SimpleNamespace(quick=True, seed=0, epochs=1), str(tmp_path))
+    metrics = __import__("json").loads((tmp_path / "metrics.json").read_text())
+    assert 0.0 < metrics["test_mean_average_precision"] <= 1.0
+    assert (tmp_path / "loss_curve.png").stat().st_size > 0

@@ -162,6 +162,24 @@ def test_graph_dataset_batches_pad_labels_and_predict_order():
         graphs.GraphDataset([parts[0], empty], [0, 1])
 
 
+def test_graph_dataset_gathers_the_same_batches_as_pack_graphs():
+    rng = np.random.default_rng(2)
+    parts = [
+        random_graph(int(n), seed=i, edge_features=2) for i, n in enumerate(rng.integers(1, 9, 30))
+    ]
+    parts = [p._replace(globals=np.full((1, 1), i, np.float32)) for i, p in enumerate(parts)]
+    data = graphs.GraphDataset(parts, np.arange(30))
+    budgets = data.budgets(6)
+    order = data._order(True, 3, 1)
+    reference = list(graphs.pack_graphs(parts, *budgets, order=order))
+    ours = list(data.batches(6, shuffle=True, seed=3, epoch=1))
+    assert len(ours) == len(reference) == data.num_batches(6, shuffle=True, seed=3, epoch=1)
+    for b, (padded, indices) in zip(ours, reference):
+        for name, a, c in zip(GraphsTuple._fields, b["x"], padded):
+            np.testing.assert_array_equal(a, c, err_msg=name)
+        np.testing.assert_array_equal(b["y"][: len(indices)], indices)
+
+
 def test_node_dataset_checks_its_inputs():
     g = random_graph(6)
     with pytest.raises(ValueError, match="the graph has 6 nodes but labels has 5"):

@@ -9,7 +9,7 @@ import pytest
 from absl.testing import parameterized
 from jax.test_util import check_grads
 
-from jaxdl import init_variables, models
+from jaxdl import graphs, init_variables, models
 from jaxdl.models import ZOO
 
 SPECS = {spec.name: spec for spec in ZOO}
@@ -24,6 +24,18 @@ def shapes(model, x):
     return jax.eval_shape(model.init, jax.random.key(0), x)
 
 
+def rows(model, x) -> int:
+    """Rows of the output: examples, or nodes (graphs when the model has a readout)."""
+    if isinstance(x, graphs.GraphsTuple):
+        return len(x.n_node) if getattr(model, "readout", None) else len(x.nodes)
+    return x.shape[0]
+
+
+def cast_floats(x, dtype):
+    """Float leaves of ``x`` (an array or a graph) in ``dtype``; integer leaves unchanged."""
+    return jax.tree.map(lambda a: a.astype(dtype) if np.asarray(a).dtype.kind == "f" else a, x)
+
+
 def count(params) -> int:
     return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
@@ -35,7 +47,7 @@ def test_output_shape(name):
     if name == "transformer_lm":
         assert y.shape == (*x.shape, model.vocab_size)
     else:
-        assert y.shape == (x.shape[0], 3)
+        assert y.shape == (rows(model, x), 3)
     assert y.dtype == jnp.float32
 
 
@@ -73,7 +85,7 @@ def test_gradients_are_finite_and_match_finite_differences(name):
         params64 = jax.tree.map(
             lambda p: p.astype(jnp.float64) + 0.05 * noise.normal(size=p.shape), params
         )
-        x64 = x.astype(np.float64) if x.dtype.kind == "f" else x
+        x64 = cast_floats(x, np.float64)
         rest64 = jax.tree.map(lambda p: p.astype(jnp.float64), rest)
 
         @jax.jit
@@ -93,7 +105,7 @@ def test_bfloat16_forward_stays_close_to_float32(name):
     apply = jax.jit(model.apply)
     y32 = apply(variables, x)
     half = jax.tree.map(lambda p: p.astype(jnp.bfloat16), variables)
-    x16 = x.astype(jnp.bfloat16) if x.dtype.kind == "f" else x
+    x16 = cast_floats(x, jnp.bfloat16)
     y16 = apply(half, x16)
     scale = float(jnp.abs(y32).max()) + 1.0
     assert float(jnp.abs(y16.astype(jnp.float32) - y32).max()) < 0.05 * scale

@@ -83,6 +83,11 @@ def _load(args, spec):
             f"model {args.model!r} reads token ids; `jaxdl train` trains on "
             "feature and image data sets: see examples/ for the Transformers"
         )
+    if spec.inputs == "graph":
+        raise ValueError(
+            f"model {args.model!r} reads graphs; `jaxdl train` trains on feature and image "
+            "data sets: see examples/node_classification.py and examples/graph_classification.py"
+        )
     image = spec.inputs == "image"
     if args.dataset.lower() == "digits":
         return data_lib.load("digits", seed=args.seed, image=image)

@@ -335,6 +335,31 @@ def pad_rows(values, rows: int) -> np.ndarray:
     return np.concatenate([values, np.zeros((rows - len(values), *values.shape[1:]), values.dtype)])
 
 
+def _groups(
+    sizes_n: np.ndarray, sizes_e: np.ndarray, order, n_node: int, n_edge: int, n_graph: int
+) -> Iterator[np.ndarray]:
+    """Indices of the graphs of each batch: greedy, in ``order``, under the budgets (one node
+    and one graph of each budget are left to padding)."""
+    current: list[int] = []
+    nodes = edges = 0
+    for i in order:
+        size_n, size_e = int(sizes_n[i]), int(sizes_e[i])
+        if size_n > n_node - 1 or size_e > n_edge:
+            raise ValueError(
+                f"graph {i} has {size_n} nodes and {size_e} edges, more than the budget of "
+                f"{n_node - 1} nodes and {n_edge} edges per batch allows"
+            )
+        if current and (
+            nodes + size_n > n_node - 1 or edges + size_e > n_edge or len(current) == n_graph - 1
+        ):
+            yield np.array(current)
+            current, nodes, edges = [], 0, 0
+        current.append(int(i))
+        nodes, edges = nodes + size_n, edges + size_e
+    if current:
+        yield np.array(current)
+
+
 def pack_graphs(
     graphs: Sequence[GraphsTuple], n_node: int, n_edge: int, n_graph: int, order=None
 ) -> Iterator[tuple[GraphsTuple, np.ndarray]]:
@@ -346,31 +371,11 @@ def pack_graphs(
     positions in ``graphs`` of the batch's real graphs, in order.
     """
     order = np.arange(len(graphs)) if order is None else np.asarray(order)
-    sizes = [(int(np.sum(g.n_node)), int(np.sum(g.n_edge))) for g in graphs]
-    current: list[int] = []
-    nodes = edges = 0
-    for i in order:
-        size_n, size_e = sizes[i]
-        if size_n > n_node - 1 or size_e > n_edge:
-            raise ValueError(
-                f"graph {i} has {size_n} nodes and {size_e} edges, more than the budget of "
-                f"{n_node - 1} nodes and {n_edge} edges per batch allows"
-            )
-        if current and (
-            nodes + size_n > n_node - 1 or edges + size_e > n_edge or len(current) == n_graph - 1
-        ):
-            yield (
-                pad_graphs_to(batch([graphs[j] for j in current]), n_node, n_edge, n_graph),
-                (np.array(current)),
-            )
-            current, nodes, edges = [], 0, 0
-        current.append(int(i))
-        nodes, edges = nodes + size_n, edges + size_e
-    if current:
-        yield (
-            pad_graphs_to(batch([graphs[j] for j in current]), n_node, n_edge, n_graph),
-            (np.array(current)),
-        )
+    sizes_n = np.array([int(np.sum(g.n_node)) for g in graphs])
+    sizes_e = np.array([int(np.sum(g.n_edge)) for g in graphs])
+    for indices in _groups(sizes_n, sizes_e, order, n_node, n_edge, n_graph):
+        padded = pad_graphs_to(batch([graphs[j] for j in indices]), n_node, n_edge, n_graph)
+        yield padded, indices
 
 
 def _round_up(value: float, multiple: int) -> int:
@@ -409,6 +414,56 @@ class GraphDataset:
         if len(empty):
             raise ValueError(f"GraphDataset: graph {empty[0]} has no nodes")
         self.node_budget, self.edge_budget = node_budget, edge_budget
+        self._store: GraphsTuple | None = None
+
+    def _stored(self) -> GraphsTuple:
+        """Every graph in one unpadded batch, built once: a batch is then a gather from it."""
+        if self._store is None:
+            self._store = batch(self.graphs)
+            self._node_start = np.concatenate([[0], np.cumsum(self.n_node)[:-1]])
+            self._edge_start = np.concatenate([[0], np.cumsum(self.n_edge)[:-1]])
+            edge_graph = np.repeat(np.arange(len(self.graphs)), self.n_edge)
+            # edge endpoints relative to their own graph's first node
+            self._local_senders = self._store.senders - self._node_start[edge_graph]
+            self._local_receivers = self._store.receivers - self._node_start[edge_graph]
+        return self._store
+
+    def _gather(self, indices: np.ndarray, n_node: int, n_edge: int, n_graph: int):
+        """``pad_graphs_to(batch([graphs[i] for i in indices]), ...)``, vectorised."""
+        store = self._stored()
+        counts_n, counts_e = self.n_node[indices], self.n_edge[indices]
+        real_n, real_e = int(counts_n.sum()), int(counts_e.sum())
+        starts_n = np.cumsum(counts_n) - counts_n  # where each graph starts in the batch
+        starts_e = np.cumsum(counts_e) - counts_e
+        node_rows = np.repeat(self._node_start[indices] - starts_n, counts_n) + np.arange(real_n)
+        edge_rows = np.repeat(self._edge_start[indices] - starts_e, counts_e) + np.arange(real_e)
+        offsets = np.repeat(starts_n, counts_e)
+
+        def rows(features, taken, total):
+            if features is None:
+                return None
+            out = np.zeros((total, *features.shape[1:]), features.dtype)
+            out[: len(taken)] = features[taken]
+            return out
+
+        def endpoints(local):
+            out = np.full(n_edge, real_n, np.int32)  # padding edges: at the first padding node
+            out[:real_e] = local[edge_rows] + offsets
+            return out
+
+        def counts(real, padding):
+            tail = np.zeros(n_graph - len(real) - 1, np.int32)
+            return np.concatenate([real, [padding], tail]).astype(np.int32)
+
+        return GraphsTuple(
+            nodes=rows(store.nodes, node_rows, n_node),
+            edges=rows(store.edges, edge_rows, n_edge),
+            senders=endpoints(self._local_senders),
+            receivers=endpoints(self._local_receivers),
+            globals=rows(store.globals, indices, n_graph),
+            n_node=counts(counts_n, n_node - real_n),
+            n_edge=counts(counts_e, n_edge - real_e),
+        )
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -449,25 +504,25 @@ class GraphDataset:
 
     def num_batches(self, batch_size: int, *, shuffle=False, seed=0, epoch=0) -> int:
         """How many batches ``batches`` yields with these arguments (packing sizes only)."""
-        n_node, n_edge, n_graph = self.budgets(batch_size)
-        count, nodes, edges, graphs = 0, 0, 0, 0
-        for i in self._order(shuffle, seed, epoch):
-            if graphs and (
-                nodes + self.n_node[i] > n_node - 1
-                or edges + self.n_edge[i] > n_edge
-                or graphs == n_graph - 1
-            ):
-                count, nodes, edges, graphs = count + 1, 0, 0, 0
-            nodes, edges, graphs = nodes + self.n_node[i], edges + self.n_edge[i], graphs + 1
-        return count + 1
+        budgets = self.budgets(batch_size)
+        order = self._order(shuffle, seed, epoch)
+        return sum(1 for _ in _groups(self.n_node, self.n_edge, order, *budgets))
 
     def batches(self, batch_size: int, *, shuffle=False, seed=0, epoch=0) -> Iterator[dict]:
-        """Padded batches covering every graph once; the order is a function of (seed, epoch)."""
-        n_node, n_edge, n_graph = self.budgets(batch_size)
+        """Padded batches covering every graph once; the order is a function of (seed, epoch).
+
+        The same batches as ``pack_graphs`` gives, gathered from one stored array per field.
+        """
+        budgets = self.budgets(batch_size)
+        n_graph = budgets[2]
         order = self._order(shuffle, seed, epoch)
-        for graph, indices in pack_graphs(self.graphs, n_node, n_edge, n_graph, order):
+        for indices in _groups(self.n_node, self.n_edge, order, *budgets):
             mask = pad_rows(np.ones(len(indices), np.float32), n_graph)
-            yield {"x": graph, "y": pad_rows(self.labels[indices], n_graph), "mask": mask}
+            yield {
+                "x": self._gather(indices, *budgets),
+                "y": pad_rows(self.labels[indices], n_graph),
+                "mask": mask,
+            }
 
 
 class NodeDataset:

@@ -97,3 +97,39 @@ def plot_classifier_run(
         plot_history(history, os.path.join(folder, "loss_curve.png")),
         plot_confusion_matrix(matrix, os.path.join(folder, "confusion_matrix.png"), class_names),
     ]
+
+
+def plot_graph(
+    graph,
+    path: str | os.PathLike,
+    node_colors=None,
+    title: str = "",
+    marked=None,
+    seed: int = 0,
+) -> str:
+    """Draw one graph (a ``jaxdl.graphs.GraphsTuple``) with a seeded spring layout.
+
+    node_colors: (N,) class ids or values; marked: (N,) bool, nodes drawn with a thick ring
+    (e.g. the labelled ones). Needs NetworkX for the layout.
+    """
+    import networkx as nx
+
+    senders, receivers = np.asarray(graph.senders), np.asarray(graph.receivers)
+    n = int(np.sum(graph.n_node))
+    layout_graph = nx.Graph()
+    layout_graph.add_nodes_from(range(n))
+    layout_graph.add_edges_from(zip(senders.tolist(), receivers.tolist()))
+    pos = nx.spring_layout(layout_graph, seed=seed)
+    xy = np.array([pos[i] for i in range(n)])
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
+    for s, r in zip(senders, receivers):
+        ax.plot(*xy[[s, r]].T, color="0.75", lw=0.8, zorder=1)
+    colors = np.zeros(n) if node_colors is None else np.asarray(node_colors)
+    widths = 0.5 if marked is None else np.where(np.asarray(marked), 3.0, 0.5)
+    ax.scatter(*xy.T, c=colors, cmap="coolwarm", s=160, edgecolors="black", linewidths=widths)
+    for i, (x, y) in enumerate(xy):
+        ax.text(x, y, str(i), ha="center", va="center", fontsize=6)
+    ax.set_title(title)
+    ax.set_axis_off()
+    return _save(fig, path)

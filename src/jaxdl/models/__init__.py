@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import flax.linen as nn
 import numpy as np
 
+from jaxdl import graphs
 from jaxdl._checks import lookup
 from jaxdl.activations import Maxout
 from jaxdl.models.cnn import CNN, BasicBlock, Bottleneck, ResNet
@@ -42,7 +43,8 @@ class ModelSpec:
     Attributes:
       name: the name ``get`` and ``jaxdl train --model`` know.
       make: ``make(num_classes, **options) -> nn.Module``.
-      inputs: "vector" (B, F), "image" (B, H, W, C), or "tokens" (B, T) int.
+      inputs: "vector" (B, F), "image" (B, H, W, C), "tokens" (B, T) int, or "graph" (a
+        ``jaxdl.graphs.GraphsTuple``).
       tiny: ``tiny() -> (module, sample_input)``, a small instance for tests.
     """
 
@@ -58,6 +60,15 @@ def _floats(*shape):
 
 def _tokens(*shape, vocab=11):
     return np.random.default_rng(0).integers(0, vocab, size=shape).astype(np.int32)
+
+
+def _graph():
+    """Two small graphs batched into one: 4 + 3 nodes with 3 features, edge features 2."""
+    rng = np.random.default_rng(0)
+    first = graphs.make_graph([0, 1, 1, 2, 3, 0], [1, 0, 2, 1, 0, 3], nodes=rng.normal(size=(4, 3)))
+    second = graphs.make_graph([0, 1, 2], [1, 2, 0], nodes=rng.normal(size=(3, 3)))
+    both = graphs.batch([first, second])
+    return both._replace(edges=rng.normal(size=(9, 2)).astype(np.float32))
 
 
 ZOO: tuple[ModelSpec, ...] = (
@@ -131,6 +142,24 @@ ZOO: tuple[ModelSpec, ...] = (
         lambda num_classes, **kw: TransformerLM(num_classes, **kw),
         "tokens",
         lambda: (TransformerLM(11, 2, 8, 2, 16, 6), _tokens(2, 6)),
+    ),
+    ModelSpec(
+        "gcn",
+        lambda num_classes, **kw: GCN(num_classes=num_classes, **kw),
+        "graph",
+        lambda: (GCN((4,), 3), _graph()),
+    ),
+    ModelSpec(
+        "gat",
+        lambda num_classes, **kw: GAT(num_classes=num_classes, **kw),
+        "graph",
+        lambda: (GAT((2,), 2, 3), _graph()),
+    ),
+    ModelSpec(
+        "graph_network",
+        lambda num_classes, **kw: MessagePassingNet(num_classes=num_classes, **kw),
+        "graph",
+        lambda: (MessagePassingNet((4, 4), 3, readout="attention"), _graph()),
     ),
 )
 
