@@ -187,7 +187,9 @@ class Trainer:
 
         Args:
           data: (x, y) arrays or a data set with ``.x`` (N, *input_shape) and ``.y`` (N,) or
-            (N, *target_shape).
+            (N, *target_shape); or a batch source that serves its own fixed-shape batches
+            (``batches(batch_size, shuffle=, seed=, epoch=)`` and ``num_batches(...)``), such
+            as ``jaxdl.graphs.GraphDataset`` or ``NodeDataset``, run one compiled step per batch.
           validation_data: the same kind, evaluated after every epoch into ``val_*`` entries.
           callbacks: :class:`Callback` objects, e.g. ``EarlyStopping``, ``CSVLogger``.
 
