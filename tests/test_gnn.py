@@ -1,9 +1,12 @@
 """Graph neural networks: dense NumPy references, symmetry properties, learning, TFDS."""
 
+from pathlib import Path
+
 import chex
 import jax
 import numpy as np
 import pytest
+from graph_helpers import random_graph
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +15,6 @@ from jaxdl import graphs
 from jaxdl.data import graph_sets
 from jaxdl.models import GAT, GCN, GATLayer, GCNLayer, GraphNetwork, MessagePassingNet
 from jaxdl.train import steps
-from tests.test_graphs import random_graph
 
 
 def init(model, graph):
@@ -321,7 +323,8 @@ def test_molpcba_example_trains_with_missing_labels_masked(tmp_path, monkeypatch
 
     import tensorflow_datasets as tfds
 
-    spec = importlib.util.spec_from_file_location("example", "examples/graph_classification.py")
+    script = Path(__file__).parents[1] / "examples" / "graph_classification.py"
+    spec = importlib.util.spec_from_file_location("example", script)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     logits = np.array([[2.0, -1.0, 0.5]], np.float32)

@@ -5,20 +5,10 @@ import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 import pytest
+from graph_helpers import random_graph
 
 from jaxdl import graphs
 from jaxdl.graphs import GraphsTuple
-
-
-def random_graph(n, p=0.3, features=3, seed=0, edge_features=None):
-    """An undirected Erdos-Renyi graph (both directions stored), random node features."""
-    rng = np.random.default_rng(seed)
-    upper = np.triu(rng.random((n, n)) < p, 1)
-    senders, receivers = np.nonzero(upper | upper.T)
-    edges = None if edge_features is None else rng.normal(size=(len(senders), edge_features))
-    nodes = rng.normal(size=(n, features)).astype(np.float32)
-    return graphs.make_graph(senders, receivers, nodes=nodes, edges=edges)
-
 
 # ---------------------------------------------------------------------- segment operations
 
