@@ -140,3 +140,14 @@ def test_binary_logit_states(rng):
     assert state.compute() == pytest.approx(
         skm.recall_score(y, (logits[:, 0] > 0).astype(int), average="macro")
     )
+
+
+def test_classifier_score_by_hand():
+    # certain and balanced over 4 classes: 4; all alike: 1
+    assert metrics.classifier_score(np.eye(4)) == pytest.approx(4.0)
+    assert metrics.classifier_score(np.tile([0.1, 0.9], (5, 1))) == pytest.approx(1.0)
+    # [0.5, 0.5] and [1, 0]: marginal [0.75, 0.25]; KLs 0.5 ln(2/3) + 0.5 ln 2 and ln(4/3)
+    kl = (0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(0.5 / 0.25) + np.log(1 / 0.75)) / 2
+    assert metrics.classifier_score([[0.5, 0.5], [1.0, 0.0]]) == pytest.approx(np.exp(kl))
+    with pytest.raises(ValueError, match="rows that sum to one"):
+        metrics.classifier_score([[0.5, 0.2]])

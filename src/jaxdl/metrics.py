@@ -192,6 +192,22 @@ def pr_auc(y_true, scores, average: str = "macro") -> float:
     return _average_over_classes(_binary_average_precision, y_true, scores, average)
 
 
+def classifier_score(probabilities) -> float:
+    """The Inception Score with any classifier: ``exp(mean_i KL(p(y|x_i) || p(y)))``.
+
+    probabilities: (N, C) class probabilities of N generated examples; p(y) is their mean.
+    It is C when every example is classified with certainty and the classes are used
+    equally, and 1 when all examples look alike (or the classifier is unsure of each).
+    """
+    p = np.asarray(probabilities, np.float64)
+    if p.ndim != 2 or not np.allclose(p.sum(1), 1, atol=1e-3):
+        raise ValueError(f"probabilities: expected (N, C) rows that sum to one, got {p.shape}")
+    marginal = p.mean(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * (np.log(p) - np.log(marginal)), 0.0)
+    return float(np.exp(terms.sum(1).mean()))
+
+
 # --------------------------------------------------------------------------- states
 
 

@@ -133,3 +133,34 @@ def plot_graph(
     ax.set_title(title)
     ax.set_axis_off()
     return _save(fig, path)
+
+
+def plot_image_grid(
+    images, path: str | os.PathLike, columns: int = 10, title: str = "", row_labels=None
+) -> str:
+    """Images (N, H, W), (N, H, W, 1) or (N, H, W, 3) with values in [0, 1], ``columns`` per
+    row, as one grey (or colour) grid; ``row_labels`` names the rows on the left."""
+    images = np.clip(np.asarray(images, np.float32), 0, 1)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    rows = -(-len(images) // columns)
+    fig = Figure(figsize=(0.6 * columns + (1.2 if row_labels else 0.2), 0.6 * rows + 0.5))
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if i < len(images):
+            ax.imshow(
+                images[i],
+                cmap="gray" if images.ndim == 3 else None,
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
+    for r, label in enumerate(row_labels or []):
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

@@ -16,7 +16,9 @@ import numpy as np
 from jaxdl import graphs
 from jaxdl._checks import lookup
 from jaxdl.activations import Maxout
+from jaxdl.models.autoencoder import VAE, Autoencoder, Decoder, Encoder, VAEOutput
 from jaxdl.models.cnn import CNN, BasicBlock, Bottleneck, ResNet
+from jaxdl.models.gan import GAN, Discriminator, Generator
 from jaxdl.models.gnn import (
     GAT,
     GCN,
@@ -174,6 +176,14 @@ def get(name: str, num_classes: int, **options) -> nn.Module:
 
 __all__ = [
     "CNN",
+    "GAN",
+    "VAE",
+    "Autoencoder",
+    "Decoder",
+    "Discriminator",
+    "Encoder",
+    "Generator",
+    "VAEOutput",
     "GAT",
     "GCN",
     "MLP",

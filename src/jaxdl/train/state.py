@@ -64,9 +64,12 @@ def create_train_state(
     params_key, dropout_key, step_key = jax.random.split(jax.random.key(seed), 3)
     accepts_train = _accepts_train(model)
     kwargs = {"train": False} if accepts_train else {}
-    variables = init_variables(
-        model, sample_x, {"params": params_key, "dropout": dropout_key}, **kwargs
-    )
+    rngs = {
+        "params": params_key,
+        "dropout": dropout_key,
+        "latent": jax.random.fold_in(dropout_key, 1),  # for models that sample (VAE)
+    }
+    variables = init_variables(model, sample_x, rngs, **kwargs)
     params = variables["params"]
     return TrainState(
         step=jnp.zeros((), jnp.int32),

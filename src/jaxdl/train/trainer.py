@@ -20,7 +20,7 @@ from jaxdl import _checks, optim
 from jaxdl import losses as losses_lib
 from jaxdl import metrics as metrics_lib
 from jaxdl.data.dataset import epoch_indices
-from jaxdl.train import steps
+from jaxdl.train import objectives, steps
 from jaxdl.train.callbacks import Callback, NonFiniteLossError
 from jaxdl.train.state import TrainState, create_train_state
 
@@ -33,7 +33,22 @@ def _is_source(data) -> bool:
     return hasattr(data, "batches") and hasattr(data, "num_batches")
 
 
-def _as_arrays(data, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _as_arrays(data, name: str, unlabelled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from a tuple or a data set with ``.x``/``.y``. Unlabelled objectives take x
+    alone too, and get placeholder labels (zeros) that their steps never read."""
+    if unlabelled:
+        if isinstance(data, np.ndarray | jax.Array):
+            x = np.asarray(data)
+        elif isinstance(data, tuple | list) and len(data) == 2:
+            x = np.asarray(data[0])
+        elif hasattr(data, "x"):
+            x = np.asarray(data.x)
+        else:
+            raise TypeError(
+                f"{name}: expected features x (N, ...), an (x, y) tuple or a data set with .x, "
+                f"got {type(data).__name__}"
+            )
+        return x, np.zeros(len(x) if x.ndim else 0, np.int32)
     if isinstance(data, tuple | list) and len(data) == 2:
         return np.asarray(data[0]), np.asarray(data[1])
     if hasattr(data, "x") and hasattr(data, "y"):
@@ -50,10 +65,14 @@ class Trainer:
       model: a Flax Linen module mapping (B, *input_shape) to (B, outputs). If its
         ``__call__`` takes ``train``, it is called with ``train=True`` in training.
       loss: a name from ``jaxdl.losses.LOSSES`` or a callable returning per-example values
-        (B,). ``"cross_entropy"`` takes integer labels (B,) or one-hot rows (B, C).
+        (B,). ``"cross_entropy"`` takes integer labels (B,) or one-hot rows (B, C). Or an
+        objective of ``jaxdl.train.objectives`` for unlabelled data: ``"elbo"`` (a ``VAE``) or
+        ``"gan"`` (a ``GAN``, its two networks updated by their own optimizers); ``fit`` then
+        takes the features alone (labels, if given, are ignored).
       optimizer: a name from ``jaxdl.optim.OPTIMIZERS`` or any ``optax.GradientTransformation``.
       learning_rate: base learning rate (ignored when ``optimizer`` is a transformation).
-      metrics: names from ``jaxdl.metrics.METRICS``; the loss is always reported.
+      metrics: names from ``jaxdl.metrics.METRICS``; the loss is always reported. Default:
+        accuracy, or none for an objective (which reports its own terms).
       seed: fixes initialisation, shuffling and dropout.
       schedule: a name from ``jaxdl.optim.SCHEDULES``; sized to the steps of the first ``fit``.
       l1, l2, clip_norm: penalties and clipping (see ``jaxdl.optim.make_optimizer``).
@@ -70,7 +89,7 @@ class Trainer:
         loss="cross_entropy",
         optimizer: str | optax.GradientTransformation = "adam",
         learning_rate: float = 1e-3,
-        metrics: Sequence[str] = ("accuracy",),
+        metrics: Sequence[str] | None = None,
         seed: int = 0,
         *,
         schedule: str = "constant",
@@ -81,7 +100,16 @@ class Trainer:
         loss_options: dict | None = None,
         optimizer_options: dict | None = None,
     ):
-        losses_lib.get(loss)
+        self.objective = loss if isinstance(loss, str) and loss in objectives.OBJECTIVES else None
+        if self.objective is None:
+            losses_lib.get(loss)
+        if metrics is None:
+            metrics = () if self.objective else ("accuracy",)
+        if self.objective and metrics:
+            raise ValueError(
+                f"the {loss!r} objective reports its own terms; metrics= must be empty, "
+                f"got {tuple(metrics)}"
+            )
         for name in metrics:
             metrics_lib.get(name)
         if not isinstance(optimizer, optax.GradientTransformation):
@@ -106,7 +134,7 @@ class Trainer:
     def _make_tx(self, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
         if isinstance(self.optimizer, optax.GradientTransformation):
             return self.optimizer
-        return optim.make_optimizer(
+        make = lambda: optim.make_optimizer(
             self.optimizer,
             self.learning_rate,
             schedule=self.schedule,
@@ -117,6 +145,9 @@ class Trainer:
             clip_norm=self.clip_norm,
             **self.optimizer_options,
         )
+        if self.objective == "gan":  # one optimizer state per network
+            return objectives.gan_optimizer(make(), make())
+        return make()
 
     def init(self, x_sample, total_steps: int = 1, steps_per_epoch: int = 1) -> TrainState:
         """Create the state from one batch of features (B, *input_shape), or from the inputs
@@ -128,11 +159,14 @@ class Trainer:
         tx = self._make_tx(total_steps, steps_per_epoch)
         self.state = create_train_state(self.model, tx, x_sample, self.seed)
         out = jax.eval_shape(lambda s, x: steps.predict_step(s, x), self.state, x_sample)
-        self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
+        if isinstance(out, jax.ShapeDtypeStruct):
+            self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
+        else:  # several outputs (e.g. a VAE's): no class count
+            self.num_outputs = None
         return self.state
 
     def _check(self, data, name: str) -> tuple[np.ndarray, np.ndarray]:
-        x, y = _as_arrays(data, name)
+        x, y = _as_arrays(data, name, self.objective is not None)
         x = _checks.as_features(x, f"{name}.x" if name != "x" else "x", self.input_shape)
         if self.input_shape is not None and x.dtype.kind != self._input_kind:
             expected = "float32" if self._input_kind == "f" else "int32"
@@ -151,8 +185,13 @@ class Trainer:
         if not self._compiled:
             num_classes = self.num_outputs if self.num_outputs and self.num_outputs > 1 else 2
             args = (self.loss, self.metrics, num_classes, self.loss_options)
-            train_step = steps.make_train_step(*args)
-            eval_step = steps.make_eval_step(*args)
+            if self.objective == "elbo":
+                train_step, eval_step = objectives.make_elbo_steps()
+            elif self.objective == "gan":
+                train_step, eval_step = objectives.make_gan_steps(self.model.latent_dim)
+            else:
+                train_step = steps.make_train_step(*args)
+                eval_step = steps.make_eval_step(*args)
             eval_body = lambda state, acc, batch: metrics_lib.merge(acc, eval_step(state, batch))
             self._compiled = {
                 "train_step": train_step,
@@ -206,7 +245,7 @@ class Trainer:
                 steps_per_epoch = data.num_batches(batch_size)
                 sample = next(iter(data.batches(batch_size)))["x"]
             else:
-                x, _ = _as_arrays(data, "data")
+                x, _ = _as_arrays(data, "data", self.objective is not None)
                 x = _checks.as_features(x, "data.x")
                 steps_per_epoch = -(-len(x) // max(int(batch_size), 1))
                 sample = x[:1]
@@ -333,7 +372,11 @@ class Trainer:
         return self._ordered(metrics_lib.compute(acc))
 
     def _ordered(self, values: dict[str, float]) -> dict[str, float]:
-        return {k: values[k] for k in ("loss", *self.metrics)}
+        first = ("loss", *self.metrics)
+        return {
+            **{k: values[k] for k in first},
+            **{k: v for k, v in values.items() if k not in first},
+        }
 
     def evaluate(self, data, batch_size: int = 256) -> dict[str, float]:
         """Loss and metrics over every example of ``data`` ((x, y), ``.x``/``.y``, or a batch
@@ -367,8 +410,9 @@ class Trainer:
             return np.asarray(jax.device_get(fns["predict"](self.state, x)))
         x = _checks.as_features(x, "x", self.input_shape)
         indices, _ = epoch_indices(len(x), max(1, int(batch_size)), shuffle=False)
-        outputs = [fns["predict"](self.state, x[idx]) for idx in indices]
-        return np.concatenate(jax.device_get(outputs))[: len(x)]
+        outputs = jax.device_get([fns["predict"](self.state, x[idx]) for idx in indices])
+        # several outputs (a tuple such as a VAE's) are concatenated field by field
+        return jax.tree.map(lambda *parts: np.concatenate(parts)[: len(x)], *outputs)
 
     def __repr__(self) -> str:
         name = self.optimizer if isinstance(self.optimizer, str) else "optax"
