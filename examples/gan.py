@@ -5,9 +5,12 @@ The score is the Inception Score computed with that classifier
 class distribution and their average. It is 10 for confidently classified samples spread
 evenly over the ten digits; real test digits score about 9.6.
 
-Command: ``python examples/gan.py`` (see metrics.json for the score reached; on 2 cores of an
-AMD EPYC the GAN trains at roughly 20 steps/s); ``--quick`` for a smoke run;
-``--dataset mnist`` trains on MNIST through TFDS where it can be downloaded.
+Command: ``python examples/gan.py`` (100 epochs of 45 steps: 80 s on 2 cores of an AMD EPYC).
+Expect a score of about 7.8 for 1000 samples (seed 0: 7.79, seed 1: 7.86; real test digits
+9.6, the judge's test accuracy 0.99). The discriminator's minibatch standard-deviation
+channel is what keeps the generator from collapsing onto one digit here: without it the score
+stays below 4 after 100 epochs. ``--quick`` for a smoke run; ``--dataset mnist`` trains on
+MNIST through TFDS where it can be downloaded.
 """
 
 import argparse
