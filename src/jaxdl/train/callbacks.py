@@ -62,6 +62,16 @@ class EarlyStopping(Callback):
         self.best_epoch, self.stopped_epoch, self.wait = -1, -1, 0
         self._best_variables = None
 
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of this callback (JSON), so a resumed run stops alike."""
+        best = None if math.isinf(self.best) else self.best
+        return {"best": best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, saved: dict) -> None:
+        if saved["best"] is not None:
+            self.best = saved["best"]
+        self.best_epoch, self.wait = saved["best_epoch"], saved["wait"]
+
     def _improved(self, value: float) -> bool:
         if self.mode == "min":
             return value < self.best - self.min_delta

@@ -7,6 +7,7 @@ padded and masked), and the state is donated so XLA updates it in place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -81,6 +82,9 @@ class Trainer:
         to 1 GiB.
       loss_options: keyword arguments for the loss (e.g. ``from_logits=False``).
       optimizer_options: keyword arguments for the optax constructor (e.g. ``momentum=0.8``).
+      checkpoint_dir: save a checkpoint there (Orbax) every ``checkpoint_every`` epochs and
+        at the end of ``fit``, keeping the ``keep_checkpoints`` newest; ``fit(resume=True)``
+        continues from the newest.
     """
 
     def __init__(
@@ -99,6 +103,9 @@ class Trainer:
         steps_per_call: int | str = "auto",
         loss_options: dict | None = None,
         optimizer_options: dict | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 1,
+        keep_checkpoints: int = 3,
     ):
         self.objective = loss if isinstance(loss, str) and loss in objectives.OBJECTIVES else None
         if self.objective is None:
@@ -122,6 +129,9 @@ class Trainer:
         self.schedule, self.l1, self.l2, self.clip_norm = schedule, l1, l2, clip_norm
         self.steps_per_call = steps_per_call
         self.loss_options, self.optimizer_options = loss_options, dict(optimizer_options or {})
+        self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, int(checkpoint_every)
+        self.keep_checkpoints = int(keep_checkpoints)
+        self._checkpointer = None
         self.state: TrainState | None = None
         self.epoch = 0
         self.stop_training = False
@@ -221,6 +231,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         shuffle: bool = True,
         verbose: bool = True,
+        resume: bool = False,
     ) -> dict[str, list[float]]:
         """Train for ``epochs`` epochs and return the history.
 
@@ -231,6 +242,10 @@ class Trainer:
             as ``jaxdl.graphs.GraphDataset`` or ``NodeDataset``, run one compiled step per batch.
           validation_data: the same kind, evaluated after every epoch into ``val_*`` entries.
           callbacks: :class:`Callback` objects, e.g. ``EarlyStopping``, ``CSVLogger``.
+          resume: continue from the newest checkpoint in ``checkpoint_dir`` (start fresh when
+            there is none); ``epochs`` then counts from the start of the run, so running the
+            same script again after an interruption ends where the uninterrupted run would,
+            with the same parameters and history.
 
         Returns:
           A dict from each metric name (``"loss"``, ``"accuracy"``, ..., and ``"val_"`` + name)
@@ -283,6 +298,24 @@ class Trainer:
             return -(-len(x) // batch_size)
 
         history: dict[str, list[float]] = {}
+        checkpointer = self._get_checkpointer()
+        callback_states = None
+        if resume:
+            if checkpointer is None:
+                raise ValueError("fit(resume=True) needs Trainer(checkpoint_dir=...)")
+            if checkpointer.latest_epoch() is not None:
+                self.state, meta = checkpointer.restore(self.state)
+                self.epoch, history = int(meta["epoch"]), meta["history"]
+                callback_states = meta.get("callbacks")
+            epochs = max(epochs - self.epoch, 0)
+        elif checkpointer is not None and checkpointer.latest_epoch() is not None:
+            # a new run must not mix with the checkpoints of an old one
+            if checkpointer.latest_epoch() >= self.epoch + 1:
+                raise FileExistsError(
+                    f"{self.checkpoint_dir} already holds checkpoints up to epoch "
+                    f"{checkpointer.latest_epoch()}; pass resume=True to continue that run, or "
+                    "choose another checkpoint_dir"
+                )
         self.stop_training = False
         bar = tqdm(
             total=sum(epoch_steps(self.epoch + e) for e in range(epochs)),
@@ -294,8 +327,12 @@ class Trainer:
         step_before = int(jax.device_get(self.state.step))
         for callback in callbacks:
             callback.on_train_begin(self)
+        if callback_states is not None:
+            for callback, saved in zip(callbacks, callback_states):
+                if saved is not None and hasattr(callback, "load_state_dict"):
+                    callback.load_state_dict(saved)
         try:
-            for _ in range(epochs):
+            for index in range(epochs):
                 epoch = self.epoch
                 state = self.state
                 if mode == "epoch":
@@ -334,13 +371,53 @@ class Trainer:
                     )
                 for callback in callbacks:
                     callback.on_epoch_end(self, epoch, logs)
+                last = index == epochs - 1 or self.stop_training
+                if checkpointer is not None and (self.epoch % self.checkpoint_every == 0 or last):
+                    self._save(checkpointer, history, callbacks)
                 if self.stop_training:
                     break
         finally:
+            if checkpointer is not None:
+                checkpointer.wait()
             bar.close()
             for callback in callbacks:
                 callback.on_train_end(self)
         return history
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _get_checkpointer(self):
+        if self.checkpoint_dir is None:
+            return None
+        if self._checkpointer is None:
+            from jaxdl.train.checkpoint import Checkpointer
+
+            self._checkpointer = Checkpointer(self.checkpoint_dir, keep=self.keep_checkpoints)
+        return self._checkpointer
+
+    def _save(self, checkpointer, history, callbacks) -> None:
+        states = [c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks]
+        meta = {"epoch": self.epoch, "history": history, "callbacks": states}
+        checkpointer.save(self.epoch, self.state, meta)
+        if not os.path.exists(os.path.join(checkpointer.directory, "config.json")):
+            checkpointer.write_config(self.config())
+
+    def config(self) -> dict:
+        """The run's settings, as written to ``config.json`` beside the checkpoints."""
+        optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)
+        return {
+            "model": repr(self.model),
+            "loss": self.loss if isinstance(self.loss, str) else getattr(self.loss, "__name__", ""),
+            "optimizer": optimizer,
+            "learning_rate": self.learning_rate,
+            "optimizer_options": self.optimizer_options,
+            "schedule": self.schedule,
+            "metrics": list(self.metrics),
+            "seed": self.seed,
+            "l1": self.l1,
+            "l2": self.l2,
+            "clip_norm": self.clip_norm,
+        }
 
     # ------------------------------------------------------------------ inference
 

@@ -1,0 +1,110 @@
+"""Checkpoints: a run stopped and resumed ends bit-identical to one that never stopped."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+import jaxdl
+
+
+def leaves_equal(a, b) -> bool:
+    a, b = jax.tree.leaves(a), jax.tree.leaves(b)
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+class Interrupt(jaxdl.Callback):
+    """Raises after epoch ``at`` ends, as a crash or a kill would."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def make_trainer(directory, **kw):
+    model = jaxdl.models.MLP(features=(32, 10), dropout_rate=0.2)
+    return jaxdl.Trainer(model, schedule="cosine", seed=3, checkpoint_dir=str(directory), **kw)
+
+
+def fit(trainer, data, callbacks, **kw):
+    return trainer.fit(
+        data.train,
+        epochs=5,
+        batch_size=64,
+        validation_data=data.validation,
+        callbacks=callbacks,
+        verbose=False,
+        **kw,
+    )
+
+
+def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
+    data = jaxdl.data.load("digits", seed=0)
+    whole = make_trainer(tmp_path / "whole")
+    expected = fit(whole, data, [jaxdl.EarlyStopping(patience=50)])
+
+    first = make_trainer(tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        fit(first, data, [jaxdl.EarlyStopping(patience=50), Interrupt(at=2)])
+    assert first.epoch == 3  # epochs 0, 1, 2 ran; epoch 2's checkpoint was not written
+    stopping = jaxdl.EarlyStopping(patience=50)
+    second = make_trainer(tmp_path / "cut")  # a new process would start like this
+    history = fit(second, data, [stopping], resume=True)
+
+    assert history == expected  # every epoch, restored ones included, bit for bit
+    assert int(second.state.step) == int(whole.state.step) and second.epoch == 5
+    assert leaves_equal(second.state.params, whole.state.params)
+    assert leaves_equal(second.state.opt_state, whole.state.opt_state)
+    assert np.array_equal(
+        jax.random.key_data(second.state.rng), jax.random.key_data(whole.state.rng)
+    )
+    assert stopping.best == min(expected["val_loss"])  # the callback's state came back too
+
+
+def test_resume_without_a_checkpoint_starts_fresh_and_finished_runs_stay_finished(tmp_path):
+    data = jaxdl.data.load("digits", seed=0)
+    trainer = make_trainer(tmp_path, keep_checkpoints=2)
+    history = fit(trainer, data, [], resume=True)
+    assert len(history["loss"]) == 5
+    kept = sorted(d for d in os.listdir(tmp_path) if d.isdigit())
+    assert kept == ["4", "5"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["seed"] == 3 and config["schedule"] == "cosine" and "MLP" in config["model"]
+    again = make_trainer(tmp_path)
+    assert fit(again, data, [], resume=True) == history  # nothing left to run
+    with pytest.raises(FileExistsError, match="pass resume=True to continue that run"):
+        fit(make_trainer(tmp_path), data, [])
+
+
+def test_resume_needs_a_checkpoint_dir():
+    trainer = jaxdl.Trainer(jaxdl.models.MLP(features=(4, 10)))
+    with pytest.raises(ValueError, match="needs Trainer\\(checkpoint_dir=...\\)"):
+        trainer.fit(jaxdl.data.load("digits").train, epochs=1, resume=True, verbose=False)
+
+
+def test_a_gan_run_resumes_exactly_too(tmp_path):
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().data[:192] / 16.0).reshape(-1, 8, 8, 1).astype(np.float32)
+    gan = jaxdl.models.GAN(
+        jaxdl.models.Generator((8, 8, 1), (8, 4)), jaxdl.models.Discriminator((4, 8)), 6
+    )
+
+    def run(directory, callbacks, resume=False):
+        trainer = jaxdl.Trainer(gan, loss="gan", seed=1, checkpoint_dir=str(directory))
+        return trainer, trainer.fit(
+            images, epochs=3, batch_size=64, callbacks=callbacks, verbose=False, resume=resume
+        )
+
+    whole, expected = run(tmp_path / "whole", [])
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", [Interrupt(at=1)])
+    resumed, history = run(tmp_path / "cut", [], resume=True)
+    assert history == expected
+    assert leaves_equal(resumed.state.params, whole.state.params)
+    assert leaves_equal(resumed.state.batch_stats, whole.state.batch_stats)
