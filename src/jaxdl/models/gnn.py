@@ -147,9 +147,17 @@ class Readout(nn.Module):
         return _checks.lookup("readout", self.kind, AGGREGATIONS)(nodes, index, count)
 
 
-def _check_readout(readout: str | None) -> None:
+def _check_inputs(graph, readout: str | None) -> None:
+    _check_graph(graph)
     if readout is not None:
         _checks.lookup("readout", readout, {**AGGREGATIONS, "attention": None})
+
+
+def _readout_head(readout: str, num_classes: int, nodes, graph, drop) -> jax.Array:
+    """Graph logits (G, num_classes): pooled node features through a dense layer. Called
+    inside a compact ``__call__``, so its layers belong to the calling model."""
+    pooled = Readout(readout, name="readout")(nodes, graph)
+    return nn.Dense(num_classes, name="output")(drop(pooled))
 
 
 class GCN(nn.Module):
@@ -174,16 +182,14 @@ class GCN(nn.Module):
 
     @nn.compact
     def __call__(self, graph: GraphsTuple, train: bool = False) -> jax.Array:
-        _check_graph(graph)
-        _check_readout(self.readout)
+        _check_inputs(graph, self.readout)
         act = activations.get(self.activation)
         drop = lambda x: nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         x = graph.nodes
         for i, width in enumerate(self.features):
             x = act(GCNLayer(width, name=f"gcn_{i}")(graph._replace(nodes=drop(x))))
         if self.readout is not None:
-            pooled = Readout(self.readout, name="readout")(x, graph)
-            return nn.Dense(self.num_classes, name="output")(drop(pooled))
+            return _readout_head(self.readout, self.num_classes, x, graph, drop)
         return GCNLayer(self.num_classes, name="output")(graph._replace(nodes=drop(x)))
 
 
@@ -211,8 +217,7 @@ class GAT(nn.Module):
 
     @nn.compact
     def __call__(self, graph: GraphsTuple, train: bool = False) -> jax.Array:
-        _check_graph(graph)
-        _check_readout(self.readout)
+        _check_inputs(graph, self.readout)
         act = activations.get(self.activation)
         drop = lambda x: nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         x = graph.nodes
@@ -222,8 +227,7 @@ class GAT(nn.Module):
             )
             x = act(layer(graph._replace(nodes=drop(x)), train))
         if self.readout is not None:
-            pooled = Readout(self.readout, name="readout")(x, graph)
-            return nn.Dense(self.num_classes, name="output")(drop(pooled))
+            return _readout_head(self.readout, self.num_classes, x, graph, drop)
         output = GATLayer(
             self.num_classes,
             self.output_heads,
@@ -308,8 +312,7 @@ class MessagePassingNet(nn.Module):
 
     @nn.compact
     def __call__(self, graph: GraphsTuple, train: bool = False) -> jax.Array:
-        _check_graph(graph)
-        _check_readout(self.readout)
+        _check_inputs(graph, self.readout)
         x = nn.Dense(self.features[0], name="embed")(graph.nodes)
         g = graph._replace(nodes=x, globals=None)
         for i, width in enumerate(self.features):
