@@ -108,3 +108,32 @@ def test_a_gan_run_resumes_exactly_too(tmp_path):
     assert history == expected
     assert leaves_equal(resumed.state.params, whole.state.params)
     assert leaves_equal(resumed.state.batch_stats, whole.state.batch_stats)
+
+
+def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_restored(tmp_path):
+    data = jaxdl.data.load("digits", seed=0)
+    trainer = make_trainer(tmp_path)
+    fit(trainer, data, [])
+    newest = tmp_path / "5"
+    for root, _, files in os.walk(newest / "state"):
+        for name in files:  # truncate every data file, as a disk error or a cut copy would
+            with open(os.path.join(root, name), "r+b") as f:
+                f.truncate(max(0, os.path.getsize(f.name) // 2))
+    resumed = make_trainer(tmp_path)
+    with pytest.warns(UserWarning, match=f"checkpoint {newest} could not be read.*restoring"):
+        history = fit(resumed, data, [], resume=True)
+    assert resumed.epoch == 5 and len(history["loss"]) == 5  # epoch 5 was run again
+    assert leaves_equal(resumed.state.params, trainer.state.params)
+
+
+def test_a_checkpoint_of_another_model_lists_each_mismatch(tmp_path):
+    data = jaxdl.data.load("digits", seed=0)
+    fit(make_trainer(tmp_path), data, [])
+    other = jaxdl.Trainer(
+        jaxdl.models.MLP(features=(16, 10)), schedule="cosine", seed=3, checkpoint_dir=str(tmp_path)
+    )
+    with pytest.raises(ValueError, match="does not fit this model") as error:
+        fit(other, data, [], resume=True)
+    message = str(error.value)
+    assert "['params']['dense_0']['kernel']: checkpoint (64, 32), model (64, 16)" in message
+    assert "['params']['output']['kernel']: checkpoint (32, 10), model (16, 10)" in message

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
 from jaxdl.train.state import TrainState
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint holds arrays of other shapes than the model being restored."""
 
 
 def _arrays(state: TrainState) -> dict:
@@ -43,10 +48,15 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=asynchronous, create=True
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=handlers
+        )
 
     def save(self, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
         """Write checkpoint ``epoch``: the state's arrays and ``meta`` (JSON-serialisable)."""
+        # a copy: the write is asynchronous, and the caller goes on appending to its history
+        meta = json.loads(json.dumps(meta))
         self.manager.save(
             epoch,
             args=ocp.args.Composite(
@@ -58,22 +68,80 @@ class Checkpointer:
         """The newest complete checkpoint's epoch, or None when there is none."""
         return self.manager.latest_step()
 
+    def path(self, epoch: int) -> str:
+        """The folder of checkpoint ``epoch``."""
+        return os.path.join(self.directory, str(epoch))
+
+    def check_shapes(self, epoch: int, template: TrainState) -> None:
+        """Raise CheckpointMismatchError (a ValueError) listing every parameter and batch
+        statistic whose saved shape differs from the template's, with both shapes."""
+        saved = self.manager.item_metadata(epoch)["state"]
+
+        def shapes(tree) -> dict[str, tuple]:
+            leaves = jax.tree_util.tree_flatten_with_path(
+                tree, is_leaf=lambda x: hasattr(x, "shape")
+            )
+            return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves[0]}
+
+        arrays = _arrays(template)
+        have = shapes({k: saved[k] for k in ("params", "batch_stats") if k in saved})
+        want = shapes({k: arrays[k] for k in ("params", "batch_stats")})
+        problems = [
+            f"{name}: checkpoint {have.get(name, 'missing')}, model {want.get(name, 'missing')}"
+            for name in sorted(set(have) | set(want))
+            if have.get(name) != want.get(name)
+        ]
+        if problems:
+            raise CheckpointMismatchError(
+                f"checkpoint {self.path(epoch)} does not fit this model:\n  "
+                + "\n  ".join(problems)
+            )
+
     def restore(self, template: TrainState, epoch: int | None = None):
-        """``(state, meta)`` from checkpoint ``epoch`` (default: the newest).
+        """``(state, meta)`` from checkpoint ``epoch``, or from the newest one that reads.
 
         ``template`` is a state of the same model and optimizer (e.g. freshly initialised):
-        it gives the structure, shapes and dtypes to restore into.
+        it gives the structure, shapes and dtypes to restore into. A newest checkpoint that
+        cannot be read (truncated, corrupted) is reported by name with a warning and the one
+        before it is restored; a checkpoint of another model raises CheckpointMismatchError.
         """
-        epoch = self.latest_epoch() if epoch is None else epoch
-        if epoch is None:
+        if epoch is not None:
+            candidates = [epoch]
+        else:
+            candidates = sorted(self.manager.all_steps(), reverse=True)
+        if not candidates:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _arrays(template))
-        restored = self.manager.restore(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-            ),
-        )
+        for i, step in enumerate(candidates):
+            try:
+                self.check_shapes(step, template)
+            except CheckpointMismatchError:
+                raise
+            except Exception as error:  # unreadable metadata: a damaged checkpoint
+                restored, failure = None, error
+            else:
+                try:
+                    restored = self.manager.restore(
+                        step,
+                        args=ocp.args.Composite(
+                            state=ocp.args.StandardRestore(abstract),
+                            meta=ocp.args.JsonRestore(),
+                        ),
+                    )
+                except Exception as error:  # Orbax and TensorStore raise many types
+                    restored, failure = None, error
+            if restored is not None:
+                break
+            fallback = (
+                f"restoring {self.path(candidates[i + 1])}" if i + 1 < len(candidates) else ""
+            )
+            warnings.warn(
+                f"checkpoint {self.path(step)} could not be read "
+                f"({type(failure).__name__}: {str(failure)[:200]}); {fallback or 'none left'}",
+                stacklevel=2,
+            )
+        else:
+            raise FileNotFoundError(f"no readable checkpoint in {self.directory}")
         arrays = restored["state"]
         state = template.replace(
             step=arrays["step"],
