@@ -137,3 +137,58 @@ def test_a_checkpoint_of_another_model_lists_each_mismatch(tmp_path):
     message = str(error.value)
     assert "['params']['dense_0']['kernel']: checkpoint (64, 32), model (64, 16)" in message
     assert "['params']['output']['kernel']: checkpoint (32, 10), model (16, 10)" in message
+
+
+TRAIN_SCRIPT = """
+import json, sys, time
+import numpy as np
+import jax
+import jaxdl
+
+class Report(jaxdl.Callback):
+    def on_epoch_end(self, trainer, epoch, logs):
+        print(f"epoch {epoch} done", flush=True)
+        time.sleep(0.2)  # room for the parent to kill us mid-run
+
+directory, out = sys.argv[1], sys.argv[2]
+trainer = jaxdl.Trainer(
+    jaxdl.models.MLP(features=(32, 10), dropout_rate=0.2), schedule="cosine", seed=3,
+    checkpoint_dir=directory,
+)
+history = trainer.fit(
+    jaxdl.data.load("digits", seed=0).train, epochs=8, batch_size=64, callbacks=[Report()],
+    verbose=False, resume=True,
+)
+leaves = jax.tree.leaves(jax.device_get((trainer.state.params, trainer.state.opt_state)))
+np.savez(out + ".npz", *leaves)
+with open(out + ".json", "w") as f:
+    json.dump(history, f)
+"""
+
+
+def test_a_run_killed_with_sigkill_and_restarted_ends_bit_identical(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_SCRIPT)
+    run = lambda d, out: [sys.executable, str(script), str(tmp_path / d), str(tmp_path / out)]
+    subprocess.run(run("whole", "whole"), check=True, capture_output=True)
+
+    child = subprocess.Popen(run("killed", "killed"), stdout=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        if line.startswith("epoch 4 done"):
+            child.send_signal(signal.SIGKILL)  # no handler, no cleanup: as an OOM kill
+            break
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed.npz").exists()  # it did not get to finish
+    subprocess.run(run("killed", "killed"), check=True, capture_output=True)
+
+    whole, killed = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "killed.npz")
+    assert len(whole.files) == len(killed.files) > 0
+    assert all(np.array_equal(whole[k], killed[k]) for k in whole.files)
+    assert json.loads((tmp_path / "killed.json").read_text()) == json.loads(
+        (tmp_path / "whole.json").read_text()
+    )
