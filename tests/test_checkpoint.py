@@ -2,6 +2,9 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -166,15 +169,32 @@ with open(out + ".json", "w") as f:
 """
 
 
-def test_a_run_killed_with_sigkill_and_restarted_ends_bit_identical(tmp_path):
-    import signal
-    import subprocess
-    import sys
-
-    script = tmp_path / "train.py"
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The training script, and what it ends with when nothing stops it."""
+    folder = tmp_path_factory.mktemp("whole")
+    script = folder / "train.py"
     script.write_text(TRAIN_SCRIPT)
+    subprocess.run(
+        [sys.executable, str(script), str(folder / "ckpt"), str(folder / "whole")],
+        check=True,
+        capture_output=True,
+    )
+    return script, folder / "whole"
+
+
+def same_end(a, b) -> bool:
+    """Two runs of the script ended with the same parameters, optimizer state and history."""
+    first, second = np.load(f"{a}.npz"), np.load(f"{b}.npz")
+    arrays = len(first.files) == len(second.files) > 0 and all(
+        np.array_equal(first[k], second[k]) for k in first.files
+    )
+    return arrays and json.loads(open(f"{a}.json").read()) == json.loads(open(f"{b}.json").read())
+
+
+def test_a_run_killed_with_sigkill_and_restarted_ends_bit_identical(tmp_path, uninterrupted):
+    script, whole = uninterrupted
     run = lambda d, out: [sys.executable, str(script), str(tmp_path / d), str(tmp_path / out)]
-    subprocess.run(run("whole", "whole"), check=True, capture_output=True)
 
     child = subprocess.Popen(run("killed", "killed"), stdout=subprocess.PIPE, text=True)
     for line in child.stdout:
@@ -185,10 +205,22 @@ def test_a_run_killed_with_sigkill_and_restarted_ends_bit_identical(tmp_path):
     assert child.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed.npz").exists()  # it did not get to finish
     subprocess.run(run("killed", "killed"), check=True, capture_output=True)
+    assert same_end(whole, tmp_path / "killed")
 
-    whole, killed = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "killed.npz")
-    assert len(whole.files) == len(killed.files) > 0
-    assert all(np.array_equal(whole[k], killed[k]) for k in whole.files)
-    assert json.loads((tmp_path / "killed.json").read_text()) == json.loads(
-        (tmp_path / "whole.json").read_text()
-    )
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_sigterm_or_sigint_saves_a_checkpoint_and_exits_nonzero(tmp_path, uninterrupted, name):
+    script, whole = uninterrupted
+    run = [sys.executable, str(script), str(tmp_path / "ckpt"), str(tmp_path / "stopped")]
+    child = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        if line.startswith("epoch 2 done"):
+            child.send_signal(getattr(signal, name))  # during epoch 2's callbacks
+            break
+    _, stderr = child.communicate()
+    assert child.returncode != 0
+    assert f"{name} received: training stopped after epoch 3" in stderr
+    assert "resume=True" in stderr
+    assert sorted(d for d in os.listdir(tmp_path / "ckpt") if d.isdigit())[-1] == "3"
+    subprocess.run(run, check=True, capture_output=True)
+    assert same_end(whole, tmp_path / "stopped")

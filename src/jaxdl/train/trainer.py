@@ -8,6 +8,8 @@ padded and masked), and the state is donated so XLA updates it in place.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -325,6 +327,7 @@ class Trainer:
             leave=True,
         )
         step_before = int(jax.device_get(self.state.step))
+        received = self._catch_stop_signals() if checkpointer is not None else None
         for callback in callbacks:
             callback.on_train_begin(self)
         if callback_states is not None:
@@ -371,18 +374,44 @@ class Trainer:
                     )
                 for callback in callbacks:
                     callback.on_epoch_end(self, epoch, logs)
-                last = index == epochs - 1 or self.stop_training
+                signalled = bool(received and received["signals"])
+                last = index == epochs - 1 or self.stop_training or signalled
                 if checkpointer is not None and (self.epoch % self.checkpoint_every == 0 or last):
                     self._save(checkpointer, history, callbacks)
-                if self.stop_training:
+                if self.stop_training or signalled:
                     break
         finally:
+            if received is not None:
+                for number, handler in received["previous"].items():
+                    signal.signal(number, handler)
             if checkpointer is not None:
                 checkpointer.wait()
             bar.close()
             for callback in callbacks:
                 callback.on_train_end(self)
+        if received and received["signals"]:
+            number = received["signals"][0]
+            message = (
+                f"{signal.Signals(number).name} received: training stopped after epoch "
+                f"{self.epoch} and its checkpoint is saved in {self.checkpoint_dir}; run "
+                "fit(..., resume=True) to continue"
+            )
+            if number == signal.SIGINT:
+                raise KeyboardInterrupt(message)
+            raise SystemExit(message)  # exit status 1, the message on stderr
         return history
+
+    def _catch_stop_signals(self):
+        """While checkpointing, SIGINT and SIGTERM let the running epoch finish (one compiled
+        call when the data is on the device), save a checkpoint, then stop ``fit``."""
+        if threading.current_thread() is not threading.main_thread():
+            return None  # handlers can only be set from the main thread
+        received = {"signals": [], "previous": {}}
+        for number in (signal.SIGINT, signal.SIGTERM):
+            received["previous"][number] = signal.signal(
+                number, lambda signum, frame: received["signals"].append(signum)
+            )
+        return received
 
     # ------------------------------------------------------------------ checkpoints
 
