@@ -9,6 +9,7 @@ import optax
 import pytest
 
 import jaxdl
+from jaxdl.data import epoch_indices
 from jaxdl.train import steps
 
 
@@ -292,3 +293,33 @@ def test_binary_classifier_with_a_single_logit():
     )
     assert scores["accuracy"] > 0.95
     assert jaxdl.metrics.roc_auc(d.test.y, probabilities) > 0.98
+
+
+@pytest.mark.parametrize("steps_per_call", ["epoch", 1])
+def test_skip_nonfinite_skips_exactly_the_bad_batches_and_counts_them(steps_per_call):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5], np.float32)
+    y[[5, 70]] = 3e38  # finite targets whose squared error overflows: inf loss and gradients
+    trainer = jaxdl.Trainer(
+        jaxdl.models.MLP(features=(1,)),
+        loss="mse",
+        metrics=(),
+        optimizer="sgd",
+        learning_rate=0.05,
+        skip_nonfinite=True,
+        steps_per_call=steps_per_call,
+    )
+    history = trainer.fit((x, y), epochs=3, batch_size=16, verbose=False)
+    # which batches hold a bad row follows from the epoch's order alone
+    expected = []
+    for epoch in range(3):
+        indices, _ = epoch_indices(96, 16, shuffle=True, seed=0, epoch=epoch)
+        expected.append(float(sum(bool(np.isin([5, 70], row).any()) for row in indices)))
+    assert history["skipped_updates"] == expected
+    assert np.isfinite(history["loss"]).all()  # the skipped batches are left out of the mean
+    assert all(np.isfinite(p).all() for p in jax.tree.leaves(trainer.state.params))
+    with pytest.raises(jaxdl.NonFiniteLossError):  # and without the option the run stops
+        jaxdl.Trainer(jaxdl.models.MLP(features=(1,)), loss="mse", metrics=()).fit(
+            (x, y), epochs=1, batch_size=16, verbose=False
+        )

@@ -149,17 +149,18 @@ def metric_shapes(step: Callable, state: TrainState, batch: Batch) -> dict:
 def accumulate(step: Callable) -> Callable:
     """Wrap ``train_step`` into ``(state, acc, first_bad, batch) -> (state, acc, first_bad)``.
 
-    ``acc`` is the running merge of the metric states; ``first_bad`` is the first step whose
-    loss was not finite, or -1. The wrapper is the loop body both of one compiled step per
-    call and of a whole epoch run inside ``lax.scan``.
+    ``acc`` is the running merge of the metric states of the batches whose loss was finite;
+    ``first_bad`` is the first step whose loss was not finite, or -1. The wrapper is the loop
+    body both of one compiled step per call and of a whole epoch run inside ``lax.scan``.
     """
 
     def body(state, acc, first_bad, batch):
         step_index = state.step
         state, batch_metrics = step(state, batch)
-        loss_sum = batch_metrics["loss"].total
-        first_bad = jnp.where((first_bad < 0) & ~jnp.isfinite(loss_sum), step_index, first_bad)
-        return state, metrics_lib.merge(acc, batch_metrics), first_bad
+        finite = jnp.isfinite(batch_metrics["loss"].total)
+        first_bad = jnp.where((first_bad < 0) & ~finite, step_index, first_bad)
+        merged = metrics_lib.merge(acc, batch_metrics)
+        return state, jax.tree.map(lambda m, a: jnp.where(finite, m, a), merged, acc), first_bad
 
     return body
 

@@ -87,6 +87,9 @@ class Trainer:
       checkpoint_dir: save a checkpoint there (Orbax) every ``checkpoint_every`` epochs and
         at the end of ``fit``, keeping the ``keep_checkpoints`` newest; ``fit(resume=True)``
         continues from the newest.
+      skip_nonfinite: skip every update whose gradients hold a NaN or infinity (optax's
+        ``apply_if_finite``) and count them in the history as ``skipped_updates``, instead of
+        stopping; more than ``max_skipped_in_a_row`` in a row still stops the run.
     """
 
     def __init__(
@@ -108,6 +111,8 @@ class Trainer:
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
         keep_checkpoints: int = 3,
+        skip_nonfinite: bool = False,
+        max_skipped_in_a_row: int = 10,
     ):
         self.objective = loss if isinstance(loss, str) and loss in objectives.OBJECTIVES else None
         if self.objective is None:
@@ -134,6 +139,7 @@ class Trainer:
         self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, int(checkpoint_every)
         self.keep_checkpoints = int(keep_checkpoints)
         self._checkpointer = None
+        self.skip_nonfinite, self.max_skipped_in_a_row = skip_nonfinite, int(max_skipped_in_a_row)
         self.state: TrainState | None = None
         self.epoch = 0
         self.stop_training = False
@@ -144,6 +150,12 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
 
     def _make_tx(self, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
+        tx = self._make_inner_tx(total_steps, steps_per_epoch)
+        if self.skip_nonfinite:
+            return optax.apply_if_finite(tx, self.max_skipped_in_a_row)
+        return tx
+
+    def _make_inner_tx(self, total_steps: int, steps_per_epoch: int):
         if isinstance(self.optimizer, optax.GradientTransformation):
             return self.optimizer
         make = lambda: optim.make_optimizer(
@@ -327,6 +339,9 @@ class Trainer:
             leave=True,
         )
         step_before = int(jax.device_get(self.state.step))
+        skipped_before = (
+            int(jax.device_get(self.state.opt_state.total_notfinite)) if self.skip_nonfinite else 0
+        )
         received = self._catch_stop_signals() if checkpointer is not None else None
         for callback in callbacks:
             callback.on_train_begin(self)
@@ -353,8 +368,16 @@ class Trainer:
                         bar.update(1)
                 self.state = state
                 self.epoch += 1
-                acc, bad, step_after = jax.device_get((acc, first_bad, state.step))
-                if bad >= 0:
+                skipped = state.opt_state.total_notfinite if self.skip_nonfinite else None
+                acc, bad, step_after, skipped, in_a_row = jax.device_get(
+                    (acc, first_bad, state.step, skipped, self._skipped_in_a_row(state))
+                )
+                if self.skip_nonfinite and in_a_row > self.max_skipped_in_a_row:
+                    raise NonFiniteLossError(
+                        f"{in_a_row} updates in a row had NaN or infinite gradients (epoch "
+                        f"{epoch}); lower the learning rate, clip gradients or check the data"
+                    )
+                if bad >= 0 and not self.skip_nonfinite:
                     raise NonFiniteLossError(
                         f"the training loss became NaN or infinite at step {bad} "
                         f"(epoch {epoch}, batch {bad - step_before}); lower the "
@@ -362,6 +385,9 @@ class Trainer:
                     )
                 step_before = int(step_after)
                 logs = self._ordered(metrics_lib.compute(acc))
+                if self.skip_nonfinite:
+                    logs["skipped_updates"] = float(skipped - skipped_before)
+                    skipped_before = skipped
                 if validation_data is not None:
                     val = self._evaluate_data(validation_data, batch_size)
                     logs.update({f"val_{k}": v for k, v in val.items()})
@@ -412,6 +438,9 @@ class Trainer:
                 number, lambda signum, frame: received["signals"].append(signum)
             )
         return received
+
+    def _skipped_in_a_row(self, state):
+        return state.opt_state.notfinite_count if self.skip_nonfinite else 0
 
     # ------------------------------------------------------------------ checkpoints
 
