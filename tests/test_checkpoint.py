@@ -224,3 +224,49 @@ def test_sigterm_or_sigint_saves_a_checkpoint_and_exits_nonzero(tmp_path, uninte
     assert sorted(d for d in os.listdir(tmp_path / "ckpt") if d.isdigit())[-1] == "3"
     subprocess.run(run, check=True, capture_output=True)
     assert same_end(whole, tmp_path / "stopped")
+
+
+PREDICT_SCRIPT = """
+import sys
+import numpy as np
+import jaxdl
+
+model, variables = jaxdl.load_model(sys.argv[1])
+np.save(sys.argv[3], np.asarray(model.apply(variables, np.load(sys.argv[2]))))
+"""
+
+
+def test_an_exported_model_predicts_the_same_in_a_new_process(tmp_path):
+    data = jaxdl.data.load("digits", seed=0)
+    trainer = jaxdl.Trainer(jaxdl.models.MLP(features=(32, 10), batch_norm=True), seed=0)
+    trainer.fit(data.train, epochs=2, batch_size=64, verbose=False)
+    trainer.export(tmp_path / "model")
+    assert not (tmp_path / "model" / "variables" / "opt_state").exists()
+    np.save(tmp_path / "x.npy", data.test.x)
+    script = tmp_path / "predict.py"
+    script.write_text(PREDICT_SCRIPT)
+    paths = [str(tmp_path / p) for p in ("model", "x.npy", "out.npy")]
+    subprocess.run([sys.executable, str(script), *paths], check=True, capture_output=True)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out.npy"), trainer.predict(data.test.x), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_export_keeps_nested_modules_and_refuses_what_json_cannot_hold(tmp_path):
+    gan = jaxdl.models.GAN(
+        jaxdl.models.Generator((8, 8, 1), (8, 4)), jaxdl.models.Discriminator((4, 8)), 6
+    )
+    images = np.random.default_rng(0).random((64, 8, 8, 1)).astype(np.float32)
+    trainer = jaxdl.Trainer(gan, loss="gan", seed=0)
+    trainer.fit(images, epochs=1, batch_size=32, verbose=False)
+    model, variables = jaxdl.load_model(trainer.export(tmp_path / "gan"))
+    assert model == gan
+    key = jax.random.key(5)
+    np.testing.assert_array_equal(
+        model.apply(variables, key, 4, method="sample"),
+        gan.apply(trainer.state.variables(), key, 4, method="sample"),
+    )
+    with pytest.raises(TypeError, match="cannot export MLP.activation=.*pass activations by name"):
+        jaxdl.export_model(tmp_path / "x", jaxdl.models.MLP(activation=jax.nn.relu), {})
+    with pytest.raises(FileNotFoundError, match="holds no exported model"):
+        jaxdl.load_model(tmp_path / "nothing")

@@ -477,6 +477,14 @@ class Trainer:
             "clip_norm": self.clip_norm,
         }
 
+    def export(self, path: str | os.PathLike) -> str:
+        """Write the model and its trained variables for inference (no optimizer state);
+        ``jaxdl.load_model(path)`` reads them back, in any process."""
+        from jaxdl.train.export import export_model
+
+        self._require_state()
+        return export_model(path, self.model, self.state.variables())
+
     # ------------------------------------------------------------------ inference
 
     def _require_state(self):
