@@ -17,29 +17,10 @@ import optax
 
 from jaxdl import metrics as metrics_lib
 from jaxdl.train.state import TrainState
+from jaxdl.train.steps import apply_gradients, batch_mask, masked_mean
 
 # the key every evaluation draws from, so that a validation score is a function of the state
 _EVAL_STREAM = 0x7FFFFFFF
-
-
-def _mask(batch) -> jax.Array:
-    mask = batch.get("mask")
-    return jnp.ones((batch["x"].shape[0],), jnp.float32) if mask is None else mask
-
-
-def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def _apply_update(state: TrainState, grads, value=None, **changes) -> TrainState:
-    extra = {"value": value} if isinstance(state.tx, optax.GradientTransformationExtraArgs) else {}
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
-    return state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        opt_state=opt_state,
-        **changes,
-    )
 
 
 # ---------------------------------------------------------------------- ELBO
@@ -65,21 +46,21 @@ def make_elbo_steps() -> tuple[Callable, Callable]:
     """
 
     def train_step(state: TrainState, batch):
-        mask = _mask(batch)
+        mask = batch_mask(batch)
         key = jax.random.fold_in(state.rng, state.step)
 
         def objective(params):
             terms = _model_losses(state, params, batch["x"], key, train=True)
-            return _masked_mean(terms["loss"], mask), terms
+            return masked_mean(terms["loss"], mask), terms
 
         (loss, terms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         states = {k: metrics_lib.Mean.from_values(v, mask) for k, v in terms.items()}
-        return _apply_update(state, grads, loss), states
+        return apply_gradients(state, grads, loss), states
 
     def eval_step(state: TrainState, batch):
         key = jax.random.fold_in(state.rng, _EVAL_STREAM)
         terms = _model_losses(state, state.params, batch["x"], key, train=False)
-        return {k: metrics_lib.Mean.from_values(v, _mask(batch)) for k, v in terms.items()}
+        return {k: metrics_lib.Mean.from_values(v, batch_mask(batch)) for k, v in terms.items()}
 
     return train_step, eval_step
 
@@ -130,14 +111,14 @@ def make_gan_steps(latent_dim: int) -> tuple[Callable, Callable]:
                 fake = state.apply_fn(variables(state, full), z, train, method="generate")
                 stats = state.batch_stats
             fake_logits = state.apply_fn(variables(state, full), fake, train, method="discriminate")
-            return _masked_mean(jax.nn.softplus(-fake_logits), mask), (fake, stats)
+            return masked_mean(jax.nn.softplus(-fake_logits), mask), (fake, stats)
 
         def discriminator_loss(d_params, fake):
             full = {**params, "discriminator": d_params}
             real_logits = state.apply_fn(variables(state, full), x, train, method="discriminate")
             fake_logits = state.apply_fn(variables(state, full), fake, train, method="discriminate")
             values = jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
-            return _masked_mean(values, mask), (real_logits, fake_logits)
+            return masked_mean(values, mask), (real_logits, fake_logits)
 
         (g_loss, (fake, stats)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
             params["generator"]
@@ -165,13 +146,13 @@ def make_gan_steps(latent_dim: int) -> tuple[Callable, Callable]:
             )
         key = jax.random.fold_in(state.rng, state.step)
         grads, stats, states, total = losses(
-            state, state.params, batch["x"], _mask(batch), key, train=True
+            state, state.params, batch["x"], batch_mask(batch), key, train=True
         )
-        return _apply_update(state, grads, total, batch_stats=stats), states
+        return apply_gradients(state, grads, total, batch_stats=stats), states
 
     def eval_step(state: TrainState, batch):
         key = jax.random.fold_in(state.rng, _EVAL_STREAM)
-        return losses(state, state.params, batch["x"], _mask(batch), key, train=False)[2]
+        return losses(state, state.params, batch["x"], batch_mask(batch), key, train=False)[2]
 
     return train_step, eval_step
 

@@ -63,11 +63,33 @@ def _metric_states(metric_names, num_classes, outputs, batch, mask, per_example_
     return states
 
 
-def _mask(batch: Batch) -> jax.Array:
+def batch_mask(batch: Batch) -> jax.Array:
+    """The batch's (B,) float weights: its ``"mask"``, or ones when it has none."""
     mask = batch.get("mask")
     if mask is None:
         return jnp.ones((batch["x"].shape[0],), jnp.float32)
     return mask.astype(jnp.float32)
+
+
+def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    """``sum(mask * values) / sum(mask)`` over (B,) values; 0 for an all-padding batch."""
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def apply_gradients(state: TrainState, grads, loss_value, **changes) -> TrainState:
+    """One optimizer update of ``state``. Optimizers that take the loss
+    (``reduce_on_plateau``) receive ``loss_value`` as ``value``; ``changes`` replaces other
+    fields (e.g. new batch statistics)."""
+    extra = {}
+    if isinstance(state.tx, optax.GradientTransformationExtraArgs):
+        extra = {"value": loss_value}
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
+    return state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state,
+        **changes,
+    )
 
 
 def make_train_step(
@@ -86,30 +108,18 @@ def make_train_step(
     metric_names = tuple(metrics)
 
     def train_step(state: TrainState, batch: Batch):
-        mask = _mask(batch)
+        mask = batch_mask(batch)
         rng = jax.random.fold_in(state.rng, state.step)
 
         def objective(params):
             outputs, batch_stats = forward(state, params, batch["x"], train=True, rng=rng)
             values = per_example(outputs, batch["y"])
-            mean = jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-            return mean, (outputs, batch_stats, values)
+            return masked_mean(values, mask), (outputs, batch_stats, values)
 
         (loss_value, (outputs, batch_stats, values)), grads = jax.value_and_grad(
             objective, has_aux=True
         )(state.params)
-        extra = (
-            {"value": loss_value}
-            if isinstance(state.tx, optax.GradientTransformationExtraArgs)
-            else {}
-        )
-        updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
-            opt_state=opt_state,
-            batch_stats=batch_stats,
-        )
+        new_state = apply_gradients(state, grads, loss_value, batch_stats=batch_stats)
         return new_state, _metric_states(metric_names, num_classes, outputs, batch, mask, values)
 
     return train_step
@@ -127,7 +137,7 @@ def make_eval_step(
     metric_names = tuple(metrics)
 
     def eval_step(state: TrainState, batch: Batch):
-        mask = _mask(batch)
+        mask = batch_mask(batch)
         outputs, _ = forward(state, state.params, batch["x"], train=False)
         values = per_example(outputs, batch["y"])
         return _metric_states(metric_names, num_classes, outputs, batch, mask, values)
