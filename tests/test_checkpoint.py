@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +29,12 @@ class Interrupt(jaxdl.Callback):
     def on_epoch_end(self, trainer, epoch, logs):
         if epoch == self.at:
             raise KeyboardInterrupt
+
+
+def saved_epochs(directory) -> dict[int, int]:
+    """Each kept checkpoint's step and the epochs completed when it was written."""
+    checkpointer = jaxdl.train.Checkpointer(directory)
+    return {step: checkpointer.meta(step)["epoch"] for step in checkpointer.steps()}
 
 
 def make_trainer(directory, **kw):
@@ -74,8 +82,7 @@ def test_resume_without_a_checkpoint_starts_fresh_and_finished_runs_stay_finishe
     trainer = make_trainer(tmp_path, keep_checkpoints=2)
     history = fit(trainer, data, [], resume=True)
     assert len(history["loss"]) == 5
-    kept = sorted(d for d in os.listdir(tmp_path) if d.isdigit())
-    assert kept == ["4", "5"]
+    assert list(saved_epochs(tmp_path).values()) == [4, 5]
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["seed"] == 3 and config["schedule"] == "cosine" and "MLP" in config["model"]
     again = make_trainer(tmp_path)
@@ -117,7 +124,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_restored(tmp_
     data = jaxdl.data.load("digits", seed=0)
     trainer = make_trainer(tmp_path)
     fit(trainer, data, [])
-    newest = tmp_path / "5"
+    newest = tmp_path / str(max(saved_epochs(tmp_path)))
     for root, _, files in os.walk(newest / "state"):
         for name in files:  # truncate every data file, as a disk error or a cut copy would
             with open(os.path.join(root, name), "r+b") as f:
@@ -153,14 +160,33 @@ class Report(jaxdl.Callback):
         print(f"epoch {epoch} done", flush=True)
         time.sleep(0.2)  # room for the parent to kill us mid-run
 
-directory, out = sys.argv[1], sys.argv[2]
+class Stream:
+    # the digits as a batch source, one compiled step per batch, announcing each
+
+    def __init__(self, data):
+        self.x, self.y = data.x, data.y
+
+    def num_batches(self, batch_size, shuffle=True, seed=0, epoch=0):
+        return -(-len(self.x) // batch_size)
+
+    def batches(self, batch_size, shuffle=True, seed=0, epoch=0):
+        indices, mask = jaxdl.data.epoch_indices(
+            len(self.x), batch_size, shuffle=shuffle, seed=seed, epoch=epoch
+        )
+        for b, (i, m) in enumerate(zip(indices, mask)):
+            print(f"epoch {epoch} batch {b}", flush=True)
+            time.sleep(0.05)
+            yield {"x": self.x[i], "y": self.y[i], "mask": m}
+
+directory, out, mode = sys.argv[1:4]
+data = jaxdl.data.load("digits", seed=0).train
 trainer = jaxdl.Trainer(
     jaxdl.models.MLP(features=(32, 10), dropout_rate=0.2), schedule="cosine", seed=3,
-    checkpoint_dir=directory,
+    checkpoint_dir=directory, checkpoint_every_steps=5 if mode == "stream" else None,
 )
 history = trainer.fit(
-    jaxdl.data.load("digits", seed=0).train, epochs=8, batch_size=64, callbacks=[Report()],
-    verbose=False, resume=True,
+    Stream(data) if mode == "stream" else data, epochs=8 if mode == "arrays" else 4,
+    batch_size=64, callbacks=[Report()], verbose=False, resume=True,
 )
 leaves = jax.tree.leaves(jax.device_get((trainer.state.params, trainer.state.opt_state)))
 np.savez(out + ".npz", *leaves)
@@ -169,18 +195,30 @@ with open(out + ".json", "w") as f:
 """
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """The training script, and what it ends with when nothing stops it."""
-    folder = tmp_path_factory.mktemp("whole")
+def script_runs(tmp_path_factory, mode):
+    """The training script in ``mode`` ("arrays": whole epochs on the device; "stream": a
+    batch source, one step per call, checkpoints every 5 steps), and where the end of its
+    uninterrupted run is written; ``command(folder, name)`` runs it with its own checkpoints
+    in ``folder / name``."""
+    folder = tmp_path_factory.mktemp(mode)
     script = folder / "train.py"
     script.write_text(TRAIN_SCRIPT)
-    subprocess.run(
-        [sys.executable, str(script), str(folder / "ckpt"), str(folder / "whole")],
-        check=True,
-        capture_output=True,
-    )
-    return script, folder / "whole"
+
+    def command(where, name):
+        return [sys.executable, str(script), str(where / name), str(where / name), mode]
+
+    subprocess.run(command(folder, "whole"), check=True, capture_output=True)
+    return command, folder / "whole"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return script_runs(tmp_path_factory, "arrays")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_stream(tmp_path_factory):
+    return script_runs(tmp_path_factory, "stream")
 
 
 def same_end(a, b) -> bool:
@@ -192,37 +230,58 @@ def same_end(a, b) -> bool:
     return arrays and json.loads(open(f"{a}.json").read()) == json.loads(open(f"{b}.json").read())
 
 
-def test_a_run_killed_with_sigkill_and_restarted_ends_bit_identical(tmp_path, uninterrupted):
-    script, whole = uninterrupted
-    run = lambda d, out: [sys.executable, str(script), str(tmp_path / d), str(tmp_path / out)]
-
-    child = subprocess.Popen(run("killed", "killed"), stdout=subprocess.PIPE, text=True)
+def kill_when(command, line_start: str, signal_number: int):
+    """Run ``command``, send it ``signal_number`` once it prints a line starting with
+    ``line_start``; return its exit status and standard error."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in child.stdout:
-        if line.startswith("epoch 4 done"):
-            child.send_signal(signal.SIGKILL)  # no handler, no cleanup: as an OOM kill
+        if line.startswith(line_start):
+            child.send_signal(signal_number)
             break
-    child.wait()
-    assert child.returncode == -signal.SIGKILL
+    _, stderr = child.communicate()
+    return child.returncode, stderr
+
+
+@pytest.mark.parametrize(
+    "runs, when",
+    [("uninterrupted", "epoch 4 done"), ("uninterrupted_stream", "epoch 2 batch 12")],
+    ids=["after-an-epoch", "inside-an-epoch"],
+)
+def test_a_run_killed_with_sigkill_and_restarted_ends_bit_identical(tmp_path, request, runs, when):
+    command, whole = request.getfixturevalue(runs)
+    # no handler, no cleanup: as an out-of-memory kill
+    status, _ = kill_when(command(tmp_path, "killed"), when, signal.SIGKILL)
+    assert status == -signal.SIGKILL
     assert not (tmp_path / "killed.npz").exists()  # it did not get to finish
-    subprocess.run(run("killed", "killed"), check=True, capture_output=True)
+    subprocess.run(command(tmp_path, "killed"), check=True, capture_output=True)
     assert same_end(whole, tmp_path / "killed")
 
 
 @pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
 def test_sigterm_or_sigint_saves_a_checkpoint_and_exits_nonzero(tmp_path, uninterrupted, name):
-    script, whole = uninterrupted
-    run = [sys.executable, str(script), str(tmp_path / "ckpt"), str(tmp_path / "stopped")]
-    child = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for line in child.stdout:
-        if line.startswith("epoch 2 done"):
-            child.send_signal(getattr(signal, name))  # during epoch 2's callbacks
-            break
-    _, stderr = child.communicate()
-    assert child.returncode != 0
-    assert f"{name} received: training stopped after epoch 3" in stderr
+    command, whole = uninterrupted
+    status, stderr = kill_when(command(tmp_path, "stopped"), "epoch 2 done", getattr(signal, name))
+    assert status != 0
+    assert f"{name} received: training stopped after epoch 3" in stderr  # epoch 2 is the third
     assert "resume=True" in stderr
-    assert sorted(d for d in os.listdir(tmp_path / "ckpt") if d.isdigit())[-1] == "3"
-    subprocess.run(run, check=True, capture_output=True)
+    assert max(saved_epochs(tmp_path / "stopped").values()) == 3
+    subprocess.run(command(tmp_path, "stopped"), check=True, capture_output=True)
+    assert same_end(whole, tmp_path / "stopped")
+
+
+def test_sigterm_inside_an_epoch_stops_after_the_running_step(tmp_path, uninterrupted_stream):
+    command, whole = uninterrupted_stream
+    status, stderr = kill_when(command(tmp_path, "stopped"), "epoch 1 batch 8", signal.SIGTERM)
+    assert status == 1
+    pattern = r"SIGTERM received: training stopped in epoch 2 after batch (\d+) of 19"
+    stopped = re.search(pattern, stderr)
+    assert stopped, stderr
+    checkpointer = jaxdl.train.Checkpointer(tmp_path / "stopped")
+    meta = checkpointer.meta(checkpointer.latest_step())
+    # the signal came while batch 8 (or, on a slow machine, a later one) was being read
+    assert meta["position"]["batch"] == int(stopped[1]) >= 9
+    assert checkpointer.latest_step() == 19 + int(stopped[1])
+    subprocess.run(command(tmp_path, "stopped"), check=True, capture_output=True)
     assert same_end(whole, tmp_path / "stopped")
 
 
@@ -270,3 +329,58 @@ def test_export_keeps_nested_modules_and_refuses_what_json_cannot_hold(tmp_path)
         jaxdl.export_model(tmp_path / "x", jaxdl.models.MLP(activation=jax.nn.relu), {})
     with pytest.raises(FileNotFoundError, match="holds no exported model"):
         jaxdl.load_model(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("steps_per_call", ["epoch", 1])
+def test_a_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path, steps_per_call):
+    """Checkpoints every 7 steps keep the position in the epoch and its partial metrics; a
+    run cut after any of them (here: inside epoch 2) ends as the uninterrupted run. The
+    early stopping watches for the *highest* validation loss, so its best epoch lies before
+    the cut and its best weights, put back at the end, must come from the checkpoint."""
+    data = jaxdl.data.load("digits", seed=0)
+
+    def run(directory, resume=False):
+        trainer = make_trainer(
+            directory, checkpoint_every_steps=7, keep_checkpoints=100, steps_per_call=steps_per_call
+        )
+        stopping = jaxdl.EarlyStopping(patience=50, mode="max", restore_best=True)
+        return trainer, fit(trainer, data, [stopping], resume=resume)
+
+    whole, expected = run(tmp_path / "whole")
+    epochs = saved_epochs(tmp_path / "whole")
+    steps_per_epoch = 19  # 1203 training examples in batches of 64
+    # a checkpoint every 7 steps of each epoch, and one at each epoch's end
+    assert sorted(epochs) == sorted(steps_per_epoch * e + k for e in range(5) for k in (7, 14, 19))
+    cut = 2 * steps_per_epoch + 7
+    assert epochs[cut] == 2  # saved inside the third epoch
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    for step in epochs:
+        if step > cut:  # as if the run had been killed just after checkpoint `cut`
+            shutil.rmtree(tmp_path / "cut" / str(step))
+
+    resumed, history = run(tmp_path / "cut", resume=True)
+    assert history == expected
+    assert np.argmax(expected["val_loss"]) < 2  # the restored best lies before the cut
+    assert leaves_equal(resumed.state.params, whole.state.params)
+    assert leaves_equal(resumed.state.opt_state, whole.state.opt_state)
+
+
+def test_keep_best_keeps_the_best_epoch_beside_the_newest(tmp_path):
+    data = jaxdl.data.load("digits", seed=0)
+    trainer = make_trainer(tmp_path, keep_checkpoints=1, keep_best="val_accuracy")
+    history = fit(trainer, data, [])
+    best_epoch = int(np.argmax(history["val_accuracy"]))  # first of equal values
+    kept = saved_epochs(tmp_path)
+    assert sorted(kept.values()) == sorted({best_epoch + 1, 5})
+
+    # the kept best holds the weights an EarlyStopping(restore_best) run ends with
+    reference = make_trainer(tmp_path / "ref")
+    fit(reference, data, [jaxdl.EarlyStopping("val_accuracy", patience=50, restore_best=True)])
+    meta = trainer.load_checkpoint("best")
+    assert meta["epoch"] == best_epoch + 1
+    assert leaves_equal(trainer.state.params, reference.state.params)
+    assert trainer.evaluate(data.validation)["accuracy"] == pytest.approx(
+        max(history["val_accuracy"]), abs=1e-6
+    )
+    with pytest.raises(ValueError, match="keep_best='val_auc' is not a metric of this run"):
+        fit(make_trainer(tmp_path / "bad", keep_best="val_auc"), data, [])

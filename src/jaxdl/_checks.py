@@ -100,3 +100,13 @@ def check_batch_size(batch_size: int, num_examples: int, name: str = "batch_size
             f"use a batch size of at most {num_examples}"
         )
     return int(batch_size)
+
+
+def monitor_mode(monitor: str, mode: str) -> str:
+    """ "min" or "max" for a monitored metric; "auto" is min for losses and errors."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        lower_is_better = any(k in monitor for k in ("loss", "mse", "mae", "error"))
+        return "min" if lower_is_better else "max"
+    return mode

@@ -2,6 +2,7 @@
 
 from jaxdl.train import objectives
 from jaxdl.train.callbacks import Callback, CSVLogger, EarlyStopping, NonFiniteLossError
+from jaxdl.train.checkpoint import Checkpointer, CheckpointMismatchError
 from jaxdl.train.export import export_model, load_model
 from jaxdl.train.objectives import gan_optimizer, make_elbo_steps, make_gan_steps
 from jaxdl.train.state import TrainState, create_train_state, init_variables
@@ -11,6 +12,8 @@ from jaxdl.train.trainer import Trainer
 __all__ = [
     "CSVLogger",
     "Callback",
+    "CheckpointMismatchError",
+    "Checkpointer",
     "EarlyStopping",
     "NonFiniteLossError",
     "TrainState",

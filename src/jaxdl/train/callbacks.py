@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import jax
 
+from jaxdl import _checks
+
 if TYPE_CHECKING:
     from jaxdl.train.trainer import Trainer
 
@@ -49,11 +51,7 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best: bool = True,
     ):
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if mode == "auto":
-            lower_is_better = any(k in monitor for k in ("loss", "mse", "mae"))
-            mode = "min" if lower_is_better else "max"
+        mode = _checks.monitor_mode(monitor, mode)
         self.monitor, self.patience, self.min_delta = monitor, patience, abs(min_delta)
         self.mode, self.restore_best = mode, restore_best
 
@@ -71,6 +69,17 @@ class EarlyStopping(Callback):
         if saved["best"] is not None:
             self.best = saved["best"]
         self.best_epoch, self.wait = saved["best_epoch"], saved["wait"]
+
+    def array_state(self):
+        """The best epoch's parameters and batch statistics, which a checkpoint keeps as
+        arrays (None before the first improvement or without ``restore_best``)."""
+        if self._best_variables is None:
+            return None
+        params, batch_stats = self._best_variables
+        return {"params": params, "batch_stats": batch_stats}
+
+    def load_array_state(self, arrays) -> None:
+        self._best_variables = (arrays["params"], arrays.get("batch_stats", {}))
 
     def _improved(self, value: float) -> bool:
         if self.mode == "min":

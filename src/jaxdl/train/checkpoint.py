@@ -1,21 +1,25 @@
 """Checkpoints of a training run with Orbax: the state as arrays, the rest as JSON.
 
 A checkpoint holds everything the run depends on — parameters, batch statistics, optimizer
-state, step counter, RNG key — plus, as JSON, the epoch, the history and the callbacks' state,
-so a resumed run continues exactly where the saved one was. Orbax writes each checkpoint to a
-temporary folder and renames it when complete, so a run killed while saving leaves the
-previous checkpoints intact; nothing is unpickled when loading.
+state, step counter, RNG key — plus, as JSON, the epoch, the position inside it, the history
+and the callbacks' state, and, as arrays again, what callbacks keep (the best weights of
+``EarlyStopping``), so a resumed run continues exactly where the saved one was. Checkpoints
+are numbered by optimizer step. Orbax writes each checkpoint to a temporary folder and
+renames it when complete, so a run killed while saving leaves the previous checkpoints
+intact; nothing is unpickled when loading.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxdl.train.state import TrainState
 
@@ -38,44 +42,101 @@ def _arrays(state: TrainState) -> dict:
 class Checkpointer:
     """Save and restore a :class:`TrainState` with its metadata under ``directory``.
 
-    Checkpoints are numbered by epoch; the ``keep`` newest are kept. Saving is asynchronous
-    when ``asynchronous`` is True: the arrays are copied to host memory and written while
-    training goes on (``wait`` blocks until the writes are done).
+    Checkpoints are numbered by optimizer step; the ``keep`` newest are kept, and with
+    ``best="min"`` or ``"max"`` also the one whose monitored value (``save(..., value=)``) was
+    best. Saving is asynchronous when ``asynchronous`` is True: the arrays are copied to host
+    memory and written while training goes on (``wait`` blocks until the writes are done).
     """
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 3, asynchronous: bool = True):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        keep: int = 3,
+        asynchronous: bool = True,
+        best: str | None = None,
+    ):
+        if best not in (None, "min", "max"):
+            raise ValueError(f"best must be None, 'min' or 'max', got {best!r}")
         self.directory = os.path.abspath(os.fspath(directory))
+        self.best = best
+        policy = policies.LatestN(n=keep)
+        if best is not None:
+            # BestN keeps the last n of the sorted values: descending order keeps the smallest
+            newest_and_best = policies.BestN(
+                get_metric_fn=lambda metrics: metrics["value"],
+                reverse=best == "min",
+                n=1,
+                keep_checkpoints_without_metrics=False,
+            )
+            policy = policies.AnyPreservationPolicy([policy, newest_and_best])
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=asynchronous, create=True
+            preservation_policy=policy, enable_async_checkpointing=asynchronous, create=True
         )
-        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        handlers = {
+            "state": ocp.StandardCheckpointHandler(),
+            "meta": ocp.JsonCheckpointHandler(),
+            "callbacks": ocp.StandardCheckpointHandler(),
+        }
         self.manager = ocp.CheckpointManager(
             self.directory, options=options, item_handlers=handlers
         )
 
-    def save(self, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
-        """Write checkpoint ``epoch``: the state's arrays and ``meta`` (JSON-serialisable)."""
+    def save(
+        self,
+        step: int,
+        state: TrainState,
+        meta: dict[str, Any],
+        arrays: dict[str, Any] | None = None,
+        value: float | None = None,
+    ) -> None:
+        """Write checkpoint ``step``: the state's arrays, ``meta`` (JSON-serialisable), the
+        callbacks' ``arrays`` (a pytree, optional) and the monitored ``value`` that ``best``
+        ranks by (a non-finite or missing value never counts as best)."""
         # a copy: the write is asynchronous, and the caller goes on appending to its history
-        meta = json.loads(json.dumps(meta))
-        self.manager.save(
-            epoch,
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(_arrays(state)), meta=ocp.args.JsonSave(meta)
-            ),
-        )
+        meta = json.loads(json.dumps({**meta, "value": value}))
+        items = {"state": ocp.args.StandardSave(_arrays(state)), "meta": ocp.args.JsonSave(meta)}
+        if arrays:
+            items["callbacks"] = ocp.args.StandardSave(jax.device_get(arrays))
+        metrics = None
+        if self.best is not None and value is not None and math.isfinite(value):
+            metrics = {"value": float(value)}
+        self.manager.save(step, args=ocp.args.Composite(**items), metrics=metrics)
 
-    def latest_epoch(self) -> int | None:
-        """The newest complete checkpoint's epoch, or None when there is none."""
+    def latest_step(self) -> int | None:
+        """The newest complete checkpoint's step, or None when there is none."""
         return self.manager.latest_step()
 
-    def path(self, epoch: int) -> str:
-        """The folder of checkpoint ``epoch``."""
-        return os.path.join(self.directory, str(epoch))
+    def steps(self) -> list[int]:
+        """The steps of every kept checkpoint, oldest first."""
+        return sorted(self.manager.all_steps())
 
-    def check_shapes(self, epoch: int, template: TrainState) -> None:
+    def meta(self, step: int) -> dict[str, Any]:
+        """The JSON part of checkpoint ``step``: epoch, position, history, callbacks, value."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
+
+    def best_step(self) -> int | None:
+        """The kept checkpoint with the best monitored value (needs ``best``), or None."""
+        if self.best is None:
+            raise ValueError("best_step() needs Checkpointer(best='min' or 'max')")
+        values = {}
+        for step in self.steps():
+            value = self.meta(step).get("value")
+            if value is not None and math.isfinite(value):
+                values[step] = value
+        if not values:
+            return None
+        pick = min if self.best == "min" else max
+        return pick(values, key=lambda step: (values[step], -step))
+
+    def path(self, step: int) -> str:
+        """The folder of checkpoint ``step``."""
+        return os.path.join(self.directory, str(step))
+
+    def check_shapes(self, step: int, template: TrainState) -> None:
         """Raise CheckpointMismatchError (a ValueError) listing every parameter and batch
         statistic whose saved shape differs from the template's, with both shapes."""
-        saved = self.manager.item_metadata(epoch)["state"]
+        saved = self.manager.item_metadata(step)["state"]
 
         def shapes(tree) -> dict[str, tuple]:
             leaves = jax.tree_util.tree_flatten_with_path(
@@ -93,20 +154,21 @@ class Checkpointer:
         ]
         if problems:
             raise CheckpointMismatchError(
-                f"checkpoint {self.path(epoch)} does not fit this model:\n  "
-                + "\n  ".join(problems)
+                f"checkpoint {self.path(step)} does not fit this model:\n  " + "\n  ".join(problems)
             )
 
-    def restore(self, template: TrainState, epoch: int | None = None):
-        """``(state, meta)`` from checkpoint ``epoch``, or from the newest one that reads.
+    def restore(self, template: TrainState, step: int | None = None):
+        """``(state, meta)`` from checkpoint ``step``, or from the newest one that reads.
 
         ``template`` is a state of the same model and optimizer (e.g. freshly initialised):
         it gives the structure, shapes and dtypes to restore into. A newest checkpoint that
         cannot be read (truncated, corrupted) is reported by name with a warning and the one
         before it is restored; a checkpoint of another model raises CheckpointMismatchError.
+        The callbacks' arrays, where saved, come back as NumPy arrays under
+        ``meta["callback_arrays"]``.
         """
-        if epoch is not None:
-            candidates = [epoch]
+        if step is not None:
+            candidates = [step]
         else:
             candidates = sorted(self.manager.all_steps(), reverse=True)
         if not candidates:
@@ -120,14 +182,14 @@ class Checkpointer:
             except Exception as error:  # unreadable metadata: a damaged checkpoint
                 restored, failure = None, error
             else:
+                items = {
+                    "state": ocp.args.StandardRestore(abstract),
+                    "meta": ocp.args.JsonRestore(),
+                }
+                if os.path.isdir(os.path.join(self.path(step), "callbacks")):
+                    items["callbacks"] = ocp.args.StandardRestore()
                 try:
-                    restored = self.manager.restore(
-                        step,
-                        args=ocp.args.Composite(
-                            state=ocp.args.StandardRestore(abstract),
-                            meta=ocp.args.JsonRestore(),
-                        ),
-                    )
+                    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
                 except Exception as error:  # Orbax and TensorStore raise many types
                     restored, failure = None, error
             if restored is not None:
@@ -150,7 +212,10 @@ class Checkpointer:
             batch_stats=arrays["batch_stats"],
             rng=jax.random.wrap_key_data(arrays["rng"]),
         )
-        return state, dict(restored["meta"])
+        meta = dict(restored["meta"])
+        if "callbacks" in items:
+            meta["callback_arrays"] = jax.device_get(restored["callbacks"])
+        return state, meta
 
     def write_config(self, config: dict[str, Any]) -> None:
         """The run's configuration as ``config.json`` beside the checkpoints."""

@@ -181,24 +181,28 @@ def zero_metrics(step: Callable, state: TrainState, batch: Batch) -> dict:
 
 
 def make_epoch_runner(train_step: Callable) -> Callable:
-    """``run(state, x, y, indices, mask) -> (state, metric_states, first_bad)``: every batch of
-    an epoch in one ``lax.scan``, gathering batch ``s`` as ``x[indices[s]]`` from arrays
-    already on the device.
+    """``run(state, x, y, indices, mask, acc=None, first_bad=None) -> (state, acc, first_bad)``:
+    every batch of an epoch (or of a stretch of one) in one ``lax.scan``, gathering batch
+    ``s`` as ``x[indices[s]]`` from arrays already on the device.
 
     x: (N, *input_shape); y: (N, ...); indices, mask: (steps, B) from ``epoch_indices``.
-    ``first_bad`` is the first step whose loss was not finite, or -1.
+    ``acc`` and ``first_bad`` carry on from an earlier stretch of the same epoch (zeros and
+    -1 when not given); ``first_bad`` is the first step whose loss was not finite, or -1.
     """
     body = accumulate(train_step)
 
-    def run(state, x, y, indices, mask):
+    def run(state, x, y, indices, mask, acc=None, first_bad=None):
         def batch(s):
             return {"x": x[indices[s]], "y": y[indices[s]], "mask": mask[s]}
 
         def scan_body(carry, s):
             return body(*carry, batch(s)), None
 
-        init = (state, zero_metrics(train_step, state, batch(0)), jnp.asarray(-1, jnp.int32))
-        carry, _ = jax.lax.scan(scan_body, init, jnp.arange(indices.shape[0]))
+        if acc is None:
+            acc = zero_metrics(train_step, state, batch(0))
+        if first_bad is None:
+            first_bad = jnp.asarray(-1, jnp.int32)
+        carry, _ = jax.lax.scan(scan_body, (state, acc, first_bad), jnp.arange(indices.shape[0]))
         return carry
 
     return run

@@ -7,6 +7,8 @@ padded and masked), and the state is donated so XLA updates it in place.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import signal
 import threading
@@ -86,7 +88,15 @@ class Trainer:
       optimizer_options: keyword arguments for the optax constructor (e.g. ``momentum=0.8``).
       checkpoint_dir: save a checkpoint there (Orbax) every ``checkpoint_every`` epochs and
         at the end of ``fit``, keeping the ``keep_checkpoints`` newest; ``fit(resume=True)``
-        continues from the newest.
+        continues from the newest. While checkpointing, SIGINT and SIGTERM stop the run
+        after the running compiled call (one step, or one stretch of an epoch held on the
+        device) with a checkpoint of where it stopped.
+      checkpoint_every_steps: also save every that many steps inside an epoch, with the
+        position in the epoch and its partial metrics, so a kill loses at most that many
+        steps; data held on the device then runs in stretches of that many steps per call.
+      keep_best: a metric of the history (e.g. ``"val_loss"``): the checkpoint of the epoch
+        where it was best is kept beside the newest ones (min for losses and errors, max
+        otherwise, or ``keep_best_mode``); ``load_checkpoint("best")`` restores it.
       skip_nonfinite: skip every update whose gradients hold a NaN or infinity (optax's
         ``apply_if_finite``) and count them in the history as ``skipped_updates``, instead of
         stopping; more than ``max_skipped_in_a_row`` in a row still stops the run.
@@ -111,6 +121,9 @@ class Trainer:
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 1,
         keep_checkpoints: int = 3,
+        checkpoint_every_steps: int | None = None,
+        keep_best: str | None = None,
+        keep_best_mode: str = "auto",
         skip_nonfinite: bool = False,
         max_skipped_in_a_row: int = 10,
     ):
@@ -138,6 +151,14 @@ class Trainer:
         self.loss_options, self.optimizer_options = loss_options, dict(optimizer_options or {})
         self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, int(checkpoint_every)
         self.keep_checkpoints = int(keep_checkpoints)
+        if checkpoint_every_steps is not None and int(checkpoint_every_steps) < 1:
+            raise ValueError(
+                "checkpoint_every_steps must be a positive int or None, "
+                f"got {checkpoint_every_steps!r}"
+            )
+        self.checkpoint_every_steps = checkpoint_every_steps and int(checkpoint_every_steps)
+        self.keep_best = keep_best
+        self.keep_best_mode = _checks.monitor_mode(keep_best, keep_best_mode) if keep_best else None
         self._checkpointer = None
         self.skip_nonfinite, self.max_skipped_in_a_row = skip_nonfinite, int(max_skipped_in_a_row)
         self.state: TrainState | None = None
@@ -313,26 +334,27 @@ class Trainer:
 
         history: dict[str, list[float]] = {}
         checkpointer = self._get_checkpointer()
-        callback_states = None
+        saved = None  # the meta of the checkpoint a resumed run starts from
         if resume:
             if checkpointer is None:
                 raise ValueError("fit(resume=True) needs Trainer(checkpoint_dir=...)")
-            if checkpointer.latest_epoch() is not None:
-                self.state, meta = checkpointer.restore(self.state)
-                self.epoch, history = int(meta["epoch"]), meta["history"]
-                callback_states = meta.get("callbacks")
+            if checkpointer.latest_step() is not None:
+                self.state, saved = checkpointer.restore(self.state)
+                self.epoch, history = int(saved["epoch"]), saved["history"]
             epochs = max(epochs - self.epoch, 0)
-        elif checkpointer is not None and checkpointer.latest_epoch() is not None:
+        elif checkpointer is not None and checkpointer.latest_step() is not None:
             # a new run must not mix with the checkpoints of an old one
-            if checkpointer.latest_epoch() >= self.epoch + 1:
+            if checkpointer.latest_step() > int(jax.device_get(self.state.step)):
                 raise FileExistsError(
-                    f"{self.checkpoint_dir} already holds checkpoints up to epoch "
-                    f"{checkpointer.latest_epoch()}; pass resume=True to continue that run, or "
+                    f"{self.checkpoint_dir} already holds checkpoints up to step "
+                    f"{checkpointer.latest_step()}; pass resume=True to continue that run, or "
                     "choose another checkpoint_dir"
                 )
+        position = saved.get("position") if saved else None  # a run saved inside an epoch
         self.stop_training = False
         bar = tqdm(
-            total=sum(epoch_steps(self.epoch + e) for e in range(epochs)),
+            total=sum(epoch_steps(self.epoch + e) for e in range(epochs))
+            - (position["batch"] if position and epochs else 0),
             disable=not verbose,
             unit="step",
             dynamic_ncols=True,
@@ -345,44 +367,82 @@ class Trainer:
         received = self._catch_stop_signals() if checkpointer is not None else None
         for callback in callbacks:
             callback.on_train_begin(self)
-        if callback_states is not None:
-            for callback, saved in zip(callbacks, callback_states):
-                if saved is not None and hasattr(callback, "load_state_dict"):
-                    callback.load_state_dict(saved)
+        if saved is not None:
+            self._load_callbacks(callbacks, saved)
+        stopped_inside = None  # (epoch, batch, batches) where a signal stopped the run
+
+        def pause(state, acc, first_bad, done: int, n: int) -> bool:
+            """After a compiled call inside an epoch: save when a checkpoint is due or a stop
+            signal came, with the position in the epoch; True when the run must stop here."""
+            signalled = bool(received and received["signals"])
+            every = self.checkpoint_every_steps
+            due = signalled or (every is not None and done % every == 0)
+            if done >= n or checkpointer is None or not due:
+                return False
+            self.state = state
+            self._raise_if_nonfinite(first_bad, self.epoch, step_before)
+            leaves = jax.device_get(jax.tree.leaves(acc))
+            here = {
+                "batch": done,
+                "acc": [np.asarray(leaf).tolist() for leaf in leaves],
+                "first_bad": int(jax.device_get(first_bad)),
+                "epoch_start_step": step_before,
+                "skipped_before": skipped_before,
+            }
+            self._save(checkpointer, history, callbacks, position=here)
+            return signalled
+
         try:
             for index in range(epochs):
-                epoch = self.epoch
-                state = self.state
+                epoch, state, n = self.epoch, self.state, epoch_steps(self.epoch)
+                done, acc, first_bad, saved_acc = 0, None, jnp.asarray(-1, jnp.int32), None
+                if position is not None:  # continue inside the epoch that was saved
+                    done, saved_acc = position["batch"], position["acc"]
+                    first_bad = jnp.asarray(position["first_bad"], jnp.int32)
+                    step_before = position["epoch_start_step"]
+                    skipped_before = position["skipped_before"]
+                    position = None
                 if mode == "epoch":
                     indices, mask = epoch_indices(
                         len(x), batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch
                     )
-                    state, acc, first_bad = fns["epoch"](state, x_device, y_device, indices, mask)
-                    bar.update(len(indices))
+                    first = {"x": x[indices[0]], "y": y[indices[0]], "mask": mask[0]}
+                    acc = self._start_metrics(first, saved_acc)
+                    every = self.checkpoint_every_steps or n  # one compiled call per stretch
+                    ends = [*range((done // every + 1) * every, n, every), n]
+                    for start, end in zip([done, *ends[:-1]], ends):
+                        state, acc, first_bad = fns["epoch"](
+                            state, x_device, y_device, indices[start:end], mask[start:end],
+                            acc, first_bad,
+                        )  # fmt: skip
+                        bar.update(end - start)
+                        done = end
+                        if pause(state, acc, first_bad, done, n):
+                            break
                 else:
-                    acc, first_bad = None, jnp.asarray(-1, jnp.int32)
-                    for batch in epoch_batches(epoch):
+                    for batch in itertools.islice(epoch_batches(epoch), done, None):
                         if acc is None:
-                            acc = self._zero_metrics("train_step", batch)
+                            acc = self._start_metrics(batch, saved_acc)
                         state, acc, first_bad = fns["step"](state, acc, first_bad, batch)
                         bar.update(1)
+                        done += 1
+                        if pause(state, acc, first_bad, done, n):
+                            break
                 self.state = state
+                if done < n:
+                    stopped_inside = (epoch, done, n)
+                    break
                 self.epoch += 1
                 skipped = state.opt_state.total_notfinite if self.skip_nonfinite else None
-                acc, bad, step_after, skipped, in_a_row = jax.device_get(
-                    (acc, first_bad, state.step, skipped, self._skipped_in_a_row(state))
+                acc, step_after, skipped, in_a_row = jax.device_get(
+                    (acc, state.step, skipped, self._skipped_in_a_row(state))
                 )
                 if self.skip_nonfinite and in_a_row > self.max_skipped_in_a_row:
                     raise NonFiniteLossError(
                         f"{in_a_row} updates in a row had NaN or infinite gradients (epoch "
                         f"{epoch}); lower the learning rate, clip gradients or check the data"
                     )
-                if bad >= 0 and not self.skip_nonfinite:
-                    raise NonFiniteLossError(
-                        f"the training loss became NaN or infinite at step {bad} "
-                        f"(epoch {epoch}, batch {bad - step_before}); lower the "
-                        "learning rate, clip gradients (clip_norm=) or check the data"
-                    )
+                self._raise_if_nonfinite(first_bad, epoch, step_before)
                 step_before = int(step_after)
                 logs = self._ordered(metrics_lib.compute(acc))
                 if self.skip_nonfinite:
@@ -391,6 +451,11 @@ class Trainer:
                 if validation_data is not None:
                     val = self._evaluate_data(validation_data, batch_size)
                     logs.update({f"val_{k}": v for k, v in val.items()})
+                if self.keep_best is not None and self.keep_best not in logs:
+                    raise ValueError(
+                        f"keep_best={self.keep_best!r} is not a metric of this run; "
+                        f"available: {', '.join(logs)}"
+                    )
                 for k, v in logs.items():
                     history.setdefault(k, []).append(v)
                 bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()}, refresh=False)
@@ -403,7 +468,8 @@ class Trainer:
                 signalled = bool(received and received["signals"])
                 last = index == epochs - 1 or self.stop_training or signalled
                 if checkpointer is not None and (self.epoch % self.checkpoint_every == 0 or last):
-                    self._save(checkpointer, history, callbacks)
+                    value = logs.get(self.keep_best) if self.keep_best else None
+                    self._save(checkpointer, history, callbacks, value=value)
                 if self.stop_training or signalled:
                     break
         finally:
@@ -417,15 +483,39 @@ class Trainer:
                 callback.on_train_end(self)
         if received and received["signals"]:
             number = received["signals"][0]
+            where = f"after epoch {self.epoch}"
+            if stopped_inside is not None:
+                epoch, done, n = stopped_inside
+                where = f"in epoch {epoch + 1} after batch {done} of {n}"
             message = (
-                f"{signal.Signals(number).name} received: training stopped after epoch "
-                f"{self.epoch} and its checkpoint is saved in {self.checkpoint_dir}; run "
-                "fit(..., resume=True) to continue"
+                f"{signal.Signals(number).name} received: training stopped {where} and its "
+                f"checkpoint is saved in {self.checkpoint_dir}; run fit(..., resume=True) to "
+                "continue"
             )
             if number == signal.SIGINT:
                 raise KeyboardInterrupt(message)
             raise SystemExit(message)  # exit status 1, the message on stderr
         return history
+
+    def _raise_if_nonfinite(self, first_bad, epoch: int, step_before: int) -> None:
+        bad = int(jax.device_get(first_bad))
+        if bad >= 0 and not self.skip_nonfinite:
+            raise NonFiniteLossError(
+                f"the training loss became NaN or infinite at step {bad} "
+                f"(epoch {epoch}, batch {bad - step_before}); lower the "
+                "learning rate, clip gradients (clip_norm=) or check the data"
+            )
+
+    def _start_metrics(self, batch: dict, saved: list | None) -> dict:
+        """Zero metric states for a new epoch, or those saved inside it (``saved``: leaves as
+        nested lists, restored to their dtypes bit for bit)."""
+        zero = self._zero_metrics("train_step", batch)
+        if saved is None:
+            return zero
+        leaves, tree = jax.tree.flatten(zero)
+        return jax.tree.unflatten(
+            tree, [jnp.asarray(np.asarray(v, leaf.dtype)) for v, leaf in zip(saved, leaves)]
+        )
 
     def _catch_stop_signals(self):
         """While checkpointing, SIGINT and SIGTERM let the running epoch finish (one compiled
@@ -450,15 +540,69 @@ class Trainer:
         if self._checkpointer is None:
             from jaxdl.train.checkpoint import Checkpointer
 
-            self._checkpointer = Checkpointer(self.checkpoint_dir, keep=self.keep_checkpoints)
+            self._checkpointer = Checkpointer(
+                self.checkpoint_dir, keep=self.keep_checkpoints, best=self.keep_best_mode
+            )
         return self._checkpointer
 
-    def _save(self, checkpointer, history, callbacks) -> None:
+    def _save(self, checkpointer, history, callbacks, position=None, value=None) -> None:
+        """Checkpoint the run at the state's step. ``position`` says where inside an epoch
+        (None at its end); ``value`` is the ``keep_best`` metric of the epoch."""
+        step = int(jax.device_get(self.state.step))
+        if checkpointer.latest_step() == step:
+            return  # nothing ran since it was saved
         states = [c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks]
+        arrays = {
+            str(i): c.array_state()
+            for i, c in enumerate(callbacks)
+            if hasattr(c, "array_state") and c.array_state() is not None
+        }
         meta = {"epoch": self.epoch, "history": history, "callbacks": states}
-        checkpointer.save(self.epoch, self.state, meta)
+        if position is not None:
+            meta["position"] = position
+        if value is not None and not math.isfinite(value):
+            value = None
+        checkpointer.save(step, self.state, meta, arrays=arrays, value=value)
         if not os.path.exists(os.path.join(checkpointer.directory, "config.json")):
             checkpointer.write_config(self.config())
+
+    @staticmethod
+    def _load_callbacks(callbacks, saved: dict) -> None:
+        """Give each callback the state (JSON) and arrays it had when ``saved`` was written."""
+        states = saved.get("callbacks") or []
+        arrays = saved.get("callback_arrays") or {}
+        for i, callback in enumerate(callbacks):
+            if i < len(states) and states[i] is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(states[i])
+            if str(i) in arrays and hasattr(callback, "load_array_state"):
+                callback.load_array_state(arrays[str(i)])
+
+    def load_checkpoint(self, which: str | int = "latest") -> dict:
+        """Put a saved state into this trainer, for ``evaluate``, ``predict`` or ``export``.
+
+        ``which``: "latest", "best" (the ``keep_best`` checkpoint) or a step number. The
+        trainer needs a state to restore into: call ``fit`` or ``init(x[:1])`` first. Returns
+        the checkpoint's metadata (epoch, history, ...).
+        """
+        self._require_state()
+        checkpointer = self._get_checkpointer()
+        if checkpointer is None:
+            raise ValueError("load_checkpoint needs Trainer(checkpoint_dir=...)")
+        if which == "latest":
+            step = checkpointer.latest_step()
+        elif which == "best":
+            if self.keep_best is None:
+                raise ValueError('load_checkpoint("best") needs Trainer(keep_best=METRIC)')
+            step = checkpointer.best_step()
+        elif isinstance(which, int):
+            step = which
+        else:
+            raise ValueError(f'which must be "latest", "best" or a step number, got {which!r}')
+        if step is None:
+            raise FileNotFoundError(f"no {which} checkpoint in {self.checkpoint_dir}")
+        self.state, meta = checkpointer.restore(self.state, step)
+        self.epoch = int(meta["epoch"])
+        return meta
 
     def config(self) -> dict:
         """The run's settings, as written to ``config.json`` beside the checkpoints."""
