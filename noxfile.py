@@ -46,3 +46,4 @@ def bench(session):
     session.install("-e", ".")
     session.run("python", "benchmarks/trainer_overhead.py", "--quick", *session.posargs)
     session.run("python", "benchmarks/gnn_step.py", "--quick", *session.posargs)
+    session.run("python", "benchmarks/memory.py", *session.posargs)

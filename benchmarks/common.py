@@ -49,6 +49,19 @@ def environment() -> dict:
     }
 
 
+def resident_bytes() -> int:
+    """The process's resident memory now (Linux ``/proc/self/statm``), or, elsewhere, its
+    peak so far (``getrusage``)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
 def time_repeats(run: Callable[[], None], repeats: int) -> list[float]:
     """Wall-clock seconds of ``repeats`` calls of ``run`` (which must block until done)."""
     times = []
