@@ -102,6 +102,46 @@ def check_batch_size(batch_size: int, num_examples: int, name: str = "batch_size
     return int(batch_size)
 
 
+def check_inference_batch_size(batch_size, num_examples: int) -> int:
+    """A positive int for ``evaluate``/``predict``; larger than the data it runs as one batch."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise TypeError(f"batch_size: expected an int, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
+    return int(min(batch_size, num_examples))
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A non-negative int, as NumPy's and JAX's generators take."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"{name}: expected a non-negative int, got {type(seed).__name__}: {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name}: expected a non-negative int, got {seed}")
+    return int(seed)
+
+
+def check_fractions(fractions, count: int | None = None) -> np.ndarray:
+    """Split sizes: ``count`` (or any number of) positive numbers summing to 1."""
+    try:
+        values = np.asarray(fractions, np.float64)
+    except (TypeError, ValueError):
+        values = None
+    if (
+        values is None
+        or values.ndim != 1
+        or len(values) == 0
+        or (count is not None and len(values) != count)
+        or not np.isfinite(values).all()
+        or values.min() <= 0
+        or not np.isclose(values.sum(), 1.0)
+    ):
+        size = f"{count} " if count else ""
+        raise ValueError(
+            f"fractions: expected {size}positive numbers summing to 1, got {fractions!r}"
+        )
+    return values
+
+
 def monitor_mode(monitor: str, mode: str) -> str:
     """ "min" or "max" for a monitored metric; "auto" is min for losses and errors."""
     if mode not in ("auto", "min", "max"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -18,6 +19,28 @@ from jaxdl import data as data_lib
 from jaxdl import losses, metrics, models, optim, plotting
 from jaxdl._checks import lookup
 from jaxdl.train import CSVLogger, EarlyStopping, Trainer
+
+
+def _number(kind: type, low: float, high: float = math.inf, low_inclusive: bool = True):
+    """An argparse type: a finite ``kind`` in [low, high) (or (low, high))."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        inside = value is not None and math.isfinite(value) and value < high
+        inside = inside and (value >= low if low_inclusive else value > low)
+        if not inside:
+            bound = "[" if low_inclusive else "("
+            upper = "inf)" if math.isinf(high) else f"{high})"
+            raise argparse.ArgumentTypeError(
+                f"expected {'an int' if kind is int else 'a number'} in {bound}{low}, {upper}, "
+                f"got {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def _train_parser(sub) -> argparse.ArgumentParser:
@@ -35,29 +58,44 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         "(cnn, resnet and recurrent models read digits as 8x8 images or rows)",
     )
     p.add_argument("--dataset", default="digits", help=f"data set: {', '.join(data_lib.names())}")
-    p.add_argument("--epochs", type=int, default=40, help="passes over the training split")
-    p.add_argument("--batch-size", type=int, default=64, help="examples per step")
+    p.add_argument(
+        "--epochs", type=_number(int, 1), default=40, help="passes over the training split"
+    )
+    p.add_argument("--batch-size", type=_number(int, 1), default=64, help="examples per step")
     p.add_argument(
         "--optimizer", default="adam", help=f"optimizer: {', '.join(sorted(optim.OPTIMIZERS))}"
     )
-    p.add_argument("--lr", type=float, default=1e-3, help="base learning rate")
+    p.add_argument(
+        "--lr", type=_number(float, 0, low_inclusive=False), default=1e-3, help="base learning rate"
+    )
     p.add_argument(
         "--schedule", default="cosine", help=f"learning-rate schedule: {', '.join(optim.SCHEDULES)}"
     )
     p.add_argument(
-        "--hidden", type=int, nargs="+", default=[256, 256], help="hidden layer widths of the MLP"
+        "--hidden",
+        type=_number(int, 1),
+        nargs="+",
+        default=[256, 256],
+        help="hidden layer widths of the MLP",
     )
-    p.add_argument("--dropout", type=float, default=0.2, help="dropout rate of the MLP or CNN")
-    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weight matrices")
+    p.add_argument(
+        "--dropout", type=_number(float, 0, 1), default=0.2, help="dropout rate of the MLP or CNN"
+    )
+    p.add_argument(
+        "--l2", type=_number(float, 0), default=0.0, help="L2 penalty on the weight matrices"
+    )
     p.add_argument(
         "--patience",
-        type=int,
+        type=_number(int, 0),
         default=0,
         help="early stopping on val_loss after this many epochs without "
         "improvement, restoring the best epoch (0: off)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="fixes the split, initialisation, shuffling and dropout"
+        "--seed",
+        type=_number(int, 0),
+        default=0,
+        help="fixes the split, initialisation, shuffling and dropout",
     )
     p.add_argument(
         "--out", default=None, help="run folder to write (default: runs/MODEL-DATASET-TIMESTAMP)"
@@ -195,9 +233,12 @@ def main(argv: list[str] | None = None) -> int:
             train(args)
         else:
             list_names(args)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError) as error:  # a bad argument: a usage error
         print(f"jaxdl: error: {error}", file=sys.stderr)
         return 2
+    except (FloatingPointError, OSError) as error:  # the run failed (NaN loss, disk, ...)
+        print(f"jaxdl: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxdl._checks import check_fractions, check_seed
+
 
 def _split_counts(n: int, fractions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Integers summing to ``n``, each within one of ``n * fraction`` (largest remainder,
@@ -29,10 +31,8 @@ def stratified_split(
     on ``labels``, ``fractions`` and ``seed``.
     """
     labels = np.asarray(labels)
-    fractions = np.asarray(fractions, np.float64)
-    if not np.isclose(fractions.sum(), 1.0) or fractions.min() <= 0:
-        raise ValueError(f"fractions must be positive and sum to 1, got {tuple(fractions)}")
-    rng = np.random.default_rng(seed)
+    fractions = check_fractions(fractions)
+    rng = np.random.default_rng(check_seed(seed))
     groups = (
         [np.flatnonzero(labels == c) for c in np.unique(labels)]
         if stratify

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jaxdl._checks import lookup
+from jaxdl._checks import check_fractions, check_seed, lookup
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, Splits
 from jaxdl.data.sampling import stratified_split
 from jaxdl.data.sequences import adding, pydoc_text, reverse
@@ -134,6 +134,8 @@ def load(
     if isinstance(name, str) and name.lower() in IMAGE_SETS:
         return load_tfds_images(name.lower(), seed=seed, data_dir=data_dir, download=download)
     make = lookup("data set", name, {**EMBEDDED, **{n: None for n in IMAGE_SETS}})
+    seed = check_seed(seed)
+    check_fractions(fractions, 3)
     x, y, info = make(seed, **options)
     if info.task == "language_model":  # hold out the end of the text, not random windows
         bounds = np.cumsum(np.round(np.array(fractions[:-1]) * len(x)).astype(int))

@@ -144,6 +144,7 @@ class Trainer:
         _checks.lookup("schedule", schedule, {s: s for s in optim.SCHEDULES})
         if steps_per_call not in ("auto", "epoch", 1):
             raise ValueError(f"steps_per_call must be 'auto', 'epoch' or 1, got {steps_per_call!r}")
+        _checks.check_seed(seed)
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.learning_rate, self.metrics, self.seed = learning_rate, tuple(metrics), seed
         self.schedule, self.l1, self.l2, self.clip_norm = schedule, l1, l2, clip_norm
@@ -289,6 +290,10 @@ class Trainer:
         Raises:
           NonFiniteLossError: the loss became NaN or infinite; the message names the step.
         """
+        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
+            raise TypeError(f"epochs: expected a non-negative int, got {epochs!r}")
+        if epochs == 0 and not resume:
+            raise ValueError("epochs: expected a positive int, got 0")
         source = _is_source(data)
         if self.state is None:
             if source:
@@ -674,8 +679,9 @@ class Trainer:
         self._require_state()
         if _is_source(data):
             self._check_source(data, "data")
-            return self._evaluate_data(data, max(1, int(batch_size)))
-        return self._evaluate_data(self._check(data, "data"), max(1, int(batch_size)))
+            return self._evaluate_data(data, _checks.check_inference_batch_size(batch_size, 2**31))
+        x, y = self._check(data, "data")
+        return self._evaluate_data((x, y), _checks.check_inference_batch_size(batch_size, len(x)))
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Model outputs as a NumPy array.
@@ -687,16 +693,18 @@ class Trainer:
         self._require_state()
         fns = self._functions()
         if _is_source(x):
+            batch_size = _checks.check_inference_batch_size(batch_size, 2**31)
             outputs = [
                 (fns["predict"](self.state, b["x"]), b["mask"])
-                for b in x.batches(max(1, int(batch_size)), shuffle=False)
+                for b in x.batches(batch_size, shuffle=False)
             ]
             outputs = jax.device_get(outputs)
             return np.concatenate([out[mask > 0] for out, mask in outputs])
         if not isinstance(x, np.ndarray | jax.Array | list):  # a pytree such as a graph
             return np.asarray(jax.device_get(fns["predict"](self.state, x)))
         x = _checks.as_features(x, "x", self.input_shape)
-        indices, _ = epoch_indices(len(x), max(1, int(batch_size)), shuffle=False)
+        batch_size = _checks.check_inference_batch_size(batch_size, len(x))
+        indices, _ = epoch_indices(len(x), batch_size, shuffle=False)
         outputs = jax.device_get([fns["predict"](self.state, x[idx]) for idx in indices])
         # several outputs (a tuple such as a VAE's) are concatenated field by field
         return jax.tree.map(lambda *parts: np.concatenate(parts)[: len(x)], *outputs)
