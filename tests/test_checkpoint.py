@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 
 import jax
 import numpy as np
@@ -287,6 +288,7 @@ def test_sigterm_inside_an_epoch_stops_after_the_running_step(tmp_path, uninterr
 
 PREDICT_SCRIPT = """
 import sys
+import warnings
 import numpy as np
 import jaxdl
 
@@ -384,3 +386,24 @@ def test_keep_best_keeps_the_best_epoch_beside_the_newest(tmp_path):
     )
     with pytest.raises(ValueError, match="keep_best='val_auc' is not a metric of this run"):
         fit(make_trainer(tmp_path / "bad", keep_best="val_auc"), data, [])
+
+
+def test_a_checkpoint_cut_off_while_being_written_is_never_taken(tmp_path):
+    """Orbax writes into ``<step>.orbax-checkpoint-tmp-<time>`` and renames the folder when
+    complete: a kill during the write leaves such a folder, newer than every good one."""
+    data = jaxdl.data.load("digits", seed=0)
+    trainer = make_trainer(tmp_path)
+    expected = fit(trainer, data, [])
+    latest = max(saved_epochs(tmp_path))
+    cut = tmp_path / f"{latest + 19}.orbax-checkpoint-tmp-1790000000"
+    shutil.copytree(tmp_path / str(latest), cut)
+    for root, _, files in os.walk(cut):
+        for name in files[: len(files) // 2]:  # half written
+            os.remove(os.path.join(root, name))
+
+    resumed = make_trainer(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even a warning: it is not a checkpoint
+        history = fit(resumed, data, [], resume=True)
+    assert history == expected and int(resumed.state.step) == latest
+    assert leaves_equal(resumed.state.params, trainer.state.params)
