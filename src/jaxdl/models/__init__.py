@@ -29,6 +29,7 @@ from jaxdl.models.gnn import (
     Readout,
 )
 from jaxdl.models.mlp import MLP
+from jaxdl.models.perceptron import PerceptronParams, perceptron_fit, perceptron_predict
 from jaxdl.models.rnn import RNN, RNNClassifier, RNNLayer, RNNSequenceModel
 from jaxdl.models.transformer import (
     MultiHeadAttention,
@@ -208,5 +209,8 @@ __all__ = [
     "TransformerBlock",
     "TransformerClassifier",
     "TransformerLM",
+    "PerceptronParams",
     "get",
+    "perceptron_fit",
+    "perceptron_predict",
 ]
