@@ -21,7 +21,7 @@ import jaxdl
 import jaxdl.cli
 
 SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 FEATURES = 64  # digits: (N, 64) float32 features, labels in [0, 10)
 
