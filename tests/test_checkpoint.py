@@ -135,6 +135,13 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_previous_one_restored(tmp_
         history = fit(resumed, data, [], resume=True)
     assert resumed.epoch == 5 and len(history["loss"]) == 5  # epoch 5 was run again
     assert leaves_equal(resumed.state.params, trainer.state.params)
+    # the damaged checkpoint was set aside and epoch 5 saved again in its place
+    assert (tmp_path / "damaged" / newest.name / "state").is_dir()
+    assert saved_epochs(tmp_path)[int(newest.name)] == 5
+    again = make_trainer(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fit(again, data, [], resume=True) == history
 
 
 def test_a_checkpoint_of_another_model_lists_each_mismatch(tmp_path):

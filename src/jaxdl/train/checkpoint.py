@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import warnings
 from typing import Any
 
@@ -163,10 +164,12 @@ class Checkpointer:
         ``template`` is a state of the same model and optimizer (e.g. freshly initialised):
         it gives the structure, shapes and dtypes to restore into. A newest checkpoint that
         cannot be read (truncated, corrupted) is reported by name with a warning and the one
-        before it is restored; a checkpoint of another model raises CheckpointMismatchError.
+        before it is restored, the damaged one moved into ``damaged/`` (when no ``step`` is
+        asked for); a checkpoint of another model raises CheckpointMismatchError.
         The callbacks' arrays, where saved, come back as NumPy arrays under
         ``meta["callback_arrays"]``.
         """
+        step_given = step
         if step is not None:
             candidates = [step]
         else:
@@ -197,9 +200,13 @@ class Checkpointer:
             fallback = (
                 f"restoring {self.path(candidates[i + 1])}" if i + 1 < len(candidates) else ""
             )
+            moved = ""
+            if step_given is None:  # out of the way, so that the run can save that step again
+                moved = f"moved to {self._set_aside(step)}; "
             warnings.warn(
                 f"checkpoint {self.path(step)} could not be read "
-                f"({type(failure).__name__}: {str(failure)[:200]}); {fallback or 'none left'}",
+                f"({type(failure).__name__}: {str(failure)[:200]}); {moved}"
+                f"{fallback or 'none left'}",
                 stacklevel=2,
             )
         else:
@@ -216,6 +223,16 @@ class Checkpointer:
         if "callbacks" in items:
             meta["callback_arrays"] = jax.device_get(restored["callbacks"])
         return state, meta
+
+    def _set_aside(self, step: int) -> str:
+        """Move a damaged checkpoint into ``damaged/``, where Orbax no longer sees it."""
+        target = os.path.join(self.directory, "damaged", str(step))
+        if os.path.exists(target):
+            target += f"-{time.time_ns()}"
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(self.path(step), target)
+        self.manager.reload()
+        return target
 
     def write_config(self, config: dict[str, Any]) -> None:
         """The run's configuration as ``config.json`` beside the checkpoints."""
