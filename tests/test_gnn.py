@@ -131,7 +131,7 @@ def close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(graph_args, st.sampled_from(sorted(ALL)))
 def test_permuting_nodes_permutes_node_outputs_and_keeps_graph_outputs(args, name):
     n, p, seed = args
@@ -150,7 +150,7 @@ def test_permuting_nodes_permutes_node_outputs_and_keeps_graph_outputs(args, nam
     close(after, before[perm] if name in NODE_MODELS else before)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(graph_args, st.sampled_from(sorted(ALL)))
 def test_padding_leaves_real_outputs_unchanged(args, name):
     n, p, seed = args
@@ -163,7 +163,7 @@ def test_padding_leaves_real_outputs_unchanged(args, name):
     close(out[:rows], model.apply(variables, g))
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(graph_args, graph_args, st.sampled_from(sorted(ALL)))
 def test_batching_two_graphs_equals_running_each_alone(first, second, name):
     a = random_graph(first[0], first[1], seed=first[2], edge_features=2)

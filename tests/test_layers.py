@@ -211,8 +211,9 @@ def test_cached_generation_equals_full_recomputation(positions, rng):
     params = jax.tree.map(lambda p: p * 3.0, params)  # sharper distributions: fewer near-ties
     cached = np.asarray(lm.generate(params, prompt, 10, temperature=0.0))
     tokens = prompt
+    forward = jax.jit(lm.apply)  # one compile per length, not one per operation
     for _ in range(10):  # no cache: the whole sequence again for every new token
-        logits = lm.apply({"params": params}, tokens)
+        logits = forward({"params": params}, tokens)
         tokens = np.concatenate([tokens, np.asarray(logits[:, -1].argmax(-1))[:, None]], 1)
     np.testing.assert_array_equal(cached, tokens)
 

@@ -29,6 +29,7 @@ def test_cnn_on_digits_reaches_098(digit_images):
     assert trainer.evaluate(digit_images.test)["accuracy"] >= 0.98
 
 
+@pytest.mark.slow  # about a minute on 2 cores; nox -s slow
 def test_resnet20_on_digits_reaches_098(digit_images):
     model = jaxdl.models.ResNet(20, 10)  # three stages of three basic blocks, 16/32/64 wide
     trainer = fit(model, digit_images, 20, 3e-3, optimizer="adamw")
