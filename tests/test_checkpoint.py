@@ -98,6 +98,7 @@ def test_resume_needs_a_checkpoint_dir():
         trainer.fit(jaxdl.data.load("digits").train, epochs=1, resume=True, verbose=False)
 
 
+@pytest.mark.slow  # three GAN compiles, about 30 s; nox -s slow
 def test_a_gan_run_resumes_exactly_too(tmp_path):
     from sklearn.datasets import load_digits
 
@@ -265,7 +266,8 @@ def test_a_run_killed_with_sigkill_and_restarted_ends_bit_identical(tmp_path, re
     assert same_end(whole, tmp_path / "killed")
 
 
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+# both go through the same handler: SIGINT runs in the slow session
+@pytest.mark.parametrize("name", ["SIGTERM", pytest.param("SIGINT", marks=pytest.mark.slow)])
 def test_sigterm_or_sigint_saves_a_checkpoint_and_exits_nonzero(tmp_path, uninterrupted, name):
     command, whole = uninterrupted
     status, stderr = kill_when(command(tmp_path, "stopped"), "epoch 2 done", getattr(signal, name))

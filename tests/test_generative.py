@@ -186,6 +186,7 @@ def test_gan_step_with_a_frozen_network_leaves_it_bit_identical():
         assert np.isfinite(metrics["loss"].compute())
 
 
+@pytest.mark.slow  # the default run fits a GAN through the Trainer in test_checkpoint's export test
 def test_gan_trains_through_the_trainer_and_samples():
     train, _ = digits(binary=False)
     images = train.reshape(-1, 8, 8, 1)
