@@ -80,3 +80,15 @@ def test_unknown_names_are_refused_at_construction():
 def test_predict_before_fit():
     with pytest.raises(RuntimeError, match="call fit"):
         jaxdl.Trainer(jaxdl.models.MLP(features=(4, 2))).predict(np.zeros((1, 3)))
+
+
+def test_epochs_must_be_a_positive_int():
+    t = jaxdl.Trainer(jaxdl.models.MLP(features=(4, 2)))
+    data = (np.zeros((8, 3), np.float32), np.zeros(8, int))
+    with pytest.raises(ValueError, match="epochs: expected a positive int, got 0"):
+        t.fit(data, epochs=0, verbose=False)
+    with pytest.raises(ValueError, match="epochs: expected a positive int, got -1"):
+        t.fit(data, epochs=-1, verbose=False)
+    with pytest.raises(TypeError, match="epochs: expected an int, got float: 2.5"):
+        t.fit(data, epochs=2.5, verbose=False)
+    assert t.state is None  # refused before anything was built

@@ -102,13 +102,14 @@ def check_batch_size(batch_size: int, num_examples: int, name: str = "batch_size
     return int(batch_size)
 
 
-def check_inference_batch_size(batch_size, num_examples: int) -> int:
-    """A positive int for ``evaluate``/``predict``; larger than the data it runs as one batch."""
+def check_inference_batch_size(batch_size, num_examples: int | None = None) -> int:
+    """A positive int for ``evaluate``/``predict``; one larger than the data (when its size
+    ``num_examples`` is known) runs it as one batch."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
         raise TypeError(f"batch_size: expected an int, got {type(batch_size).__name__}")
     if batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
-    return int(min(batch_size, num_examples))
+    return int(batch_size if num_examples is None else min(batch_size, num_examples))
 
 
 def check_seed(seed, name: str = "seed") -> int:

@@ -290,10 +290,10 @@ class Trainer:
         Raises:
           NonFiniteLossError: the loss became NaN or infinite; the message names the step.
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 0:
-            raise TypeError(f"epochs: expected a non-negative int, got {epochs!r}")
-        if epochs == 0 and not resume:
-            raise ValueError("epochs: expected a positive int, got 0")
+        if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer):
+            raise TypeError(f"epochs: expected an int, got {type(epochs).__name__}: {epochs!r}")
+        if epochs < (0 if resume else 1):  # a resumed run may have nothing left to do
+            raise ValueError(f"epochs: expected a positive int, got {epochs}")
         source = _is_source(data)
         if self.state is None:
             if source:
@@ -557,11 +557,11 @@ class Trainer:
         if checkpointer.latest_step() == step:
             return  # nothing ran since it was saved
         states = [c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks]
-        arrays = {
-            str(i): c.array_state()
-            for i, c in enumerate(callbacks)
-            if hasattr(c, "array_state") and c.array_state() is not None
-        }
+        arrays = {}  # what callbacks keep as arrays (EarlyStopping's best weights)
+        for i, callback in enumerate(callbacks):
+            tree = callback.array_state() if hasattr(callback, "array_state") else None
+            if tree is not None:
+                arrays[str(i)] = tree
         meta = {"epoch": self.epoch, "history": history, "callbacks": states}
         if position is not None:
             meta["position"] = position
@@ -679,7 +679,7 @@ class Trainer:
         self._require_state()
         if _is_source(data):
             self._check_source(data, "data")
-            return self._evaluate_data(data, _checks.check_inference_batch_size(batch_size, 2**31))
+            return self._evaluate_data(data, _checks.check_inference_batch_size(batch_size))
         x, y = self._check(data, "data")
         return self._evaluate_data((x, y), _checks.check_inference_batch_size(batch_size, len(x)))
 
@@ -693,7 +693,7 @@ class Trainer:
         self._require_state()
         fns = self._functions()
         if _is_source(x):
-            batch_size = _checks.check_inference_batch_size(batch_size, 2**31)
+            batch_size = _checks.check_inference_batch_size(batch_size)
             outputs = [
                 (fns["predict"](self.state, b["x"]), b["mask"])
                 for b in x.batches(batch_size, shuffle=False)
