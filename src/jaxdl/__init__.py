@@ -4,7 +4,18 @@ Models are Flax Linen modules; training is a pure, compiled step ``(state, batch
 (state, metrics)``; :class:`Trainer` is a thin host loop over it.
 """
 
-from jaxdl import activations, data, graphs, losses, metrics, models, optim, plotting, train
+from jaxdl import (
+    activations,
+    data,
+    graphs,
+    losses,
+    metrics,
+    models,
+    optim,
+    plotting,
+    train,
+    tuning,
+)
 from jaxdl.train import (
     Callback,
     CSVLogger,
@@ -44,4 +55,5 @@ __all__ = [
     "optim",
     "plotting",
     "train",
+    "tuning",
 ]

@@ -4,13 +4,19 @@
 returns one ``optax.GradientTransformation``: penalty gradients are added first (as if the
 penalty were part of the loss), then the gradient is clipped, then the optimizer runs.
 
+Parameter groups: ``make_optimizer("adam", 1e-3, param_groups={"conv_*": 1e-4, "norm_*":
+"frozen"})`` gives the parameters whose path matches a pattern their own learning rate (or
+none at all), through ``optax.multi_transform``. A path is the parameter's names joined by
+"/", such as ``conv_0/kernel``; patterns are shell-style (``fnmatch``), ``*`` matching "/" too.
+
 Penalties follow Keras: ``l1 * sum(|w|)`` and ``l2 * sum(w**2)`` over the weight matrices and
 kernels (parameters with two or more axes); biases and normalisation scales are left alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +39,61 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 }
 
 SCHEDULES = ("constant", "exponential", "step", "cosine", "warmup_cosine", "plateau")
+
+
+FROZEN = "frozen"
+
+
+def parameter_paths(tree) -> list[str]:
+    """The "/"-joined path of every leaf of ``tree`` (e.g. ``conv_0/kernel``), in leaf order."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return ["/".join(_key_name(k) for k in path) for path, _ in leaves]
+
+
+def _key_name(key) -> str:
+    for attribute in ("key", "name", "idx"):
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
+def matches(path: str, patterns: str | Sequence[str]) -> bool:
+    """Whether ``path`` matches one of the shell-style ``patterns`` (``*`` matches "/")."""
+    patterns = (patterns,) if isinstance(patterns, str) else patterns
+    return any(fnmatch.fnmatchcase(path, p) for p in patterns)
+
+
+def check_patterns(tree, patterns: Sequence[str], what: str = "pattern") -> None:
+    """Raise ValueError for a pattern that matches no path of ``tree`` (most often a typo)."""
+    paths = parameter_paths(tree)
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise TypeError(f"{what}: expected a path pattern (str), got {pattern!r}")
+        if not any(fnmatch.fnmatchcase(path, pattern) for path in paths):
+            shown = ", ".join(paths[:12]) + (", ..." if len(paths) > 12 else "")
+            raise ValueError(f"{what} {pattern!r} matches no parameter; the paths are: {shown}")
+
+
+def label_parameters(params, groups: Mapping[str, str], default: str = "default"):
+    """A pytree like ``params`` holding each parameter's group: the group of the first
+    pattern of ``groups`` ({pattern: group}) that its path matches, else ``default``.
+    A pattern that matches nothing is a ValueError."""
+    check_patterns(params, list(groups), "parameter group")
+    labels = [
+        next((group for pattern, group in groups.items() if matches(path, pattern)), default)
+        for path in parameter_paths(params)
+    ]
+    return jax.tree.unflatten(jax.tree.structure(params), labels)
+
+
+def freeze(tx: optax.GradientTransformation, patterns: str | Sequence[str]):
+    """``tx`` for every parameter except those whose path matches ``patterns``, which get
+    zero updates (and keep no optimizer state)."""
+    patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    return optax.multi_transform(
+        {"trainable": tx, FROZEN: optax.set_to_zero()},
+        lambda params: label_parameters(params, dict.fromkeys(patterns, FROZEN), "trainable"),
+    )
 
 
 def is_weight_matrix(params):
@@ -134,6 +195,7 @@ def make_optimizer(
     l2: float = 0.0,
     clip_norm: float | None = None,
     clip_value: float | None = None,
+    param_groups: Mapping[str, float | str] | None = None,
     **optimizer_kwargs,
 ) -> optax.GradientTransformation:
     """The optimizer called ``name`` (see ``OPTIMIZERS``) with penalties, clipping and schedule.
@@ -143,7 +205,31 @@ def make_optimizer(
     rate is multiplied by ``plateau_factor`` after ``plateau_patience`` epochs (of
     ``steps_per_epoch`` steps, whose mean loss is compared) without improvement.
     ``optimizer_kwargs`` go to the optax constructor (``momentum``, ``weight_decay``, ...).
+
+    ``param_groups`` maps path patterns to a learning rate of their own (shaped by the same
+    schedule) or to ``"frozen"``; the first matching pattern wins and the other parameters
+    use ``learning_rate``. Each group gets the whole chain (penalties, clipping by its own
+    norm, optimizer) so a frozen parameter is never touched.
     """
+    if param_groups:
+        return _grouped_optimizer(
+            param_groups,
+            lambda lr: make_optimizer(
+                name,
+                lr,
+                schedule=schedule,
+                total_steps=total_steps,
+                steps_per_epoch=steps_per_epoch,
+                plateau_patience=plateau_patience,
+                plateau_factor=plateau_factor,
+                l1=l1,
+                l2=l2,
+                clip_norm=clip_norm,
+                clip_value=clip_value,
+                **optimizer_kwargs,
+            ),
+            learning_rate,
+        )
     make = lookup("optimizer", name, OPTIMIZERS)
     lr = learning_rate
     if not callable(lr):
@@ -165,6 +251,24 @@ def make_optimizer(
             )
         )
     return optax.chain(*parts)
+
+
+def _grouped_optimizer(param_groups, make: Callable, learning_rate):
+    transforms, labels = {"default": make(learning_rate)}, {}
+    for pattern, rate in param_groups.items():
+        if isinstance(rate, str) and rate == FROZEN:
+            transforms[FROZEN] = optax.set_to_zero()
+            labels[pattern] = FROZEN
+            continue
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise ValueError(
+                f"param_groups[{pattern!r}]: expected a positive learning rate or 'frozen', "
+                f"got {rate!r}"
+            )
+        group = f"lr={float(rate):g}"
+        transforms.setdefault(group, make(float(rate)))
+        labels[pattern] = group
+    return optax.multi_transform(transforms, lambda params: label_parameters(params, labels))
 
 
 def get(name_or_tx, learning_rate=1e-3, **kwargs) -> optax.GradientTransformation:

@@ -1,4 +1,5 @@
-"""Pictures of a run, written to PNG.
+"""Pictures of a run, written to PNG: training curves, learning-rate schedules, confusion
+matrices, ROC and PR curves, image grids, decision boundaries, graphs and search results.
 
 Figures are drawn on matplotlib's ``Figure`` directly, not through pyplot, so no display is
 needed and the caller's matplotlib backend is left as it was.
@@ -163,4 +164,117 @@ def plot_image_grid(
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_schedules(
+    schedules: Mapping[str, object], total_steps: int, path: str | os.PathLike
+) -> str:
+    """Learning rate against step for each named schedule ({name: optax schedule})."""
+    steps = np.arange(int(total_steps) + 1)
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
+    for name, schedule in schedules.items():
+        ax.plot(steps, [float(schedule(s)) for s in steps], label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_roc_pr(y_true, scores, path: str | os.PathLike, class_names=None) -> str:
+    """ROC and precision-recall curves, one per class (one-vs-rest), with their areas.
+
+    y_true: (N,) labels; scores: (N, C) class scores or (N,) scores of class 1.
+    """
+    from jaxdl.metrics import pr_auc, precision_recall_curve, roc_auc, roc_curve
+
+    y_true, scores = np.asarray(y_true), np.asarray(scores, np.float64)
+    if scores.ndim == 1:
+        scores = np.stack([-scores, scores], axis=1)
+    classes = range(scores.shape[1]) if scores.shape[1] > 2 else [1]
+    names = list(class_names) if class_names else [str(c) for c in range(scores.shape[1])]
+    fig = Figure(figsize=(10, 4.2))
+    roc_ax, pr_ax = fig.subplots(1, 2)
+    for c in classes:
+        positive = (y_true == c).astype(np.int32)
+        fpr, tpr = roc_curve(positive, scores[:, c])
+        precision, recall = precision_recall_curve(positive, scores[:, c])
+        roc_ax.plot(fpr, tpr, label=f"{names[c]} ({roc_auc(positive, scores[:, c]):.3f})")
+        pr_ax.plot(
+            recall,
+            precision,
+            label=f"{names[c]} ({pr_auc(positive, scores[:, c]):.3f})",
+        )
+    roc_ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=0.8)
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (AUC)")
+    pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall (AP)")
+    for ax in (roc_ax, pr_ax):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right" if ax is roc_ax else "lower left")
+    return _save(fig, path)
+
+
+def plot_decision_boundary(
+    predict, x, y, path: str | os.PathLike, resolution: int = 200, title: str = ""
+) -> str:
+    """Regions of a 2-D classifier and the points over them.
+
+    predict: (M, 2) points -> (M, C) scores or (M,) labels (e.g. ``trainer.predict``);
+    x: (N, 2) points; y: (N,) labels.
+    """
+    x, y = np.asarray(x, np.float32), np.asarray(y)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"x: expected (N, 2) points, got shape {x.shape}")
+    low, high = x.min(axis=0), x.max(axis=0)
+    margin = 0.1 * (high - low)
+    xs = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
+    ys = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype(np.float32)
+    out = np.asarray(predict(points))
+    regions = out.argmax(axis=-1) if out.ndim == 2 else out.astype(int)
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    classes = int(max(regions.max(), y.max())) + 1
+    ax.contourf(
+        grid_x,
+        grid_y,
+        regions.reshape(grid_x.shape),
+        levels=np.arange(classes + 1) - 0.5,
+        cmap="coolwarm",
+        alpha=0.35,
+    )
+    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=10, edgecolors="black", linewidths=0.3)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_search_results(
+    rows: Sequence[Mapping], names: Sequence[str], path: str | os.PathLike, metric: str = "score"
+) -> str:
+    """Score against each hyperparameter of a search, one panel per hyperparameter: numbers
+    on a (log, when they span more than a factor 20) axis, other values as categories."""
+    names = list(names) or ["trial"]
+    fig = Figure(figsize=(3.6 * len(names), 3.2))
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    scores = np.array([row["score"] for row in rows], np.float64)
+    for ax, name in zip(axes, names):
+        values = [row.get(name, i) for i, row in enumerate(rows)]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numeric:
+            v = np.asarray(values, np.float64)
+            ax.scatter(v, scores, s=18)
+            if v.min() > 0 and v.max() / v.min() > 20:
+                ax.set_xscale("log")
+        else:
+            categories = list(dict.fromkeys(str(v) for v in values))
+            ax.scatter([categories.index(str(v)) for v in values], scores, s=18)
+            ax.set_xticks(range(len(categories)), categories)
+        ax.set_xlabel(name)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
     return _save(fig, path)

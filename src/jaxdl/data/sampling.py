@@ -45,3 +45,27 @@ def stratified_split(
         for part, chunk in zip(parts, np.split(members, bounds)):
             part.append(chunk)
     return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def stratified_kfold(labels, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` pairs of sorted index arrays ``(train, validation)`` for cross-validation.
+
+    Each class is shuffled and dealt into ``k`` folds of sizes within one of each other, so
+    every validation fold holds each class in the proportion of the whole to within one
+    example; each example is in exactly one validation fold.
+    """
+    labels = np.asarray(labels)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 2:
+        raise ValueError(f"k: expected an int >= 2, got {k!r}")
+    if k > len(labels):
+        raise ValueError(f"k={k} folds need at least {k} examples, got {len(labels)}")
+    fold_of = np.empty(len(labels), np.int64)
+    rng = np.random.default_rng(check_seed(seed))
+    offset = 0
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        # continue where the last class stopped, so small classes do not all pile into fold 0
+        fold_of[members] = (offset + np.arange(len(members))) % k
+        offset = (offset + len(members)) % k
+    everything = np.arange(len(labels))
+    return [(everything[fold_of != f], everything[fold_of == f]) for f in range(k)]

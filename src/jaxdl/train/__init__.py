@@ -8,6 +8,7 @@ from jaxdl.train.objectives import gan_optimizer, make_elbo_steps, make_gan_step
 from jaxdl.train.state import TrainState, create_train_state, init_variables
 from jaxdl.train.steps import make_epoch_runner, make_eval_step, make_train_step, predict_step
 from jaxdl.train.trainer import Trainer
+from jaxdl.train.transfer import read_variables, transfer_variables
 
 __all__ = [
     "CSVLogger",
@@ -30,4 +31,6 @@ __all__ = [
     "make_train_step",
     "objectives",
     "predict_step",
+    "read_variables",
+    "transfer_variables",
 ]

@@ -22,11 +22,14 @@ class TrainState(train_state.TrainState):
     batch normalisation (an empty dict when the model has none); ``rng`` is the base key from
     which step ``t`` draws its dropout key as ``fold_in(rng, t)``, so a run is a function of
     the seed alone. ``accepts_train`` records whether the model's ``__call__`` takes ``train``.
+    ``frozen`` holds path patterns (``jaxdl.optim.matches``) of batch statistics that
+    training must leave as they are: those of a frozen backbone.
     """
 
     batch_stats: Any = struct.field(default_factory=dict)
     rng: jax.Array = None
     accepts_train: bool = struct.field(pytree_node=False, default=True)
+    frozen: tuple[str, ...] = struct.field(pytree_node=False, default=())
 
     def variables(self, params=None) -> dict:
         """The Flax variables dict for ``apply``: params and, if any, batch statistics."""

@@ -20,6 +20,7 @@ import optax
 
 from jaxdl import losses as losses_lib
 from jaxdl import metrics as metrics_lib
+from jaxdl import optim
 from jaxdl.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -84,12 +85,26 @@ def apply_gradients(state: TrainState, grads, loss_value, **changes) -> TrainSta
     if isinstance(state.tx, optax.GradientTransformationExtraArgs):
         extra = {"value": loss_value}
     updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
+    if state.frozen and "batch_stats" in changes:
+        changes["batch_stats"] = keep_frozen(
+            state.batch_stats, changes["batch_stats"], state.frozen
+        )
     return state.replace(
         step=state.step + 1,
         params=optax.apply_updates(state.params, updates),
         opt_state=opt_state,
         **changes,
     )
+
+
+def keep_frozen(old, new, patterns):
+    """``new`` with the leaves whose path matches ``patterns`` taken from ``old``."""
+    paths = optim.parameter_paths(new)
+    leaves = [
+        o if optim.matches(path, patterns) else n
+        for path, o, n in zip(paths, jax.tree.leaves(old), jax.tree.leaves(new))
+    ]
+    return jax.tree.unflatten(jax.tree.structure(new), leaves)
 
 
 def make_train_step(

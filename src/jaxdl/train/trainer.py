@@ -28,6 +28,7 @@ from jaxdl.data.dataset import epoch_indices
 from jaxdl.train import objectives, steps
 from jaxdl.train.callbacks import Callback, NonFiniteLossError
 from jaxdl.train.state import TrainState, create_train_state
+from jaxdl.train.transfer import read_variables, transfer_variables
 
 # Data sets up to this size are copied to the device once and run a whole epoch per call.
 _ON_DEVICE_BYTES = 1 << 30
@@ -100,6 +101,16 @@ class Trainer:
       skip_nonfinite: skip every update whose gradients hold a NaN or infinity (optax's
         ``apply_if_finite``) and count them in the history as ``skipped_updates``, instead of
         stopping; more than ``max_skipped_in_a_row`` in a row still stops the run.
+      freeze: path patterns (``"conv_*"``, ``"encoder/*"``; see ``jaxdl.optim``) of
+        parameters that training leaves unchanged, with their batch statistics.
+      param_groups: {path pattern: learning rate} for parameters that learn at a rate of
+        their own (e.g. a pretrained backbone at a tenth of the head's), through
+        ``optax.multi_transform``; the other parameters use ``learning_rate``.
+      pretrained: weights to start from: an exported model folder, a checkpoint folder, a
+        variables dict or a fitted Trainer (``jaxdl.train.transfer.read_variables``). The
+        parameters and batch statistics whose paths match ``pretrained_include`` and not
+        ``pretrained_exclude`` are copied in when the model is initialised; the rest (a new
+        head) keep their fresh initialisation.
     """
 
     def __init__(
@@ -126,6 +137,11 @@ class Trainer:
         keep_best_mode: str = "auto",
         skip_nonfinite: bool = False,
         max_skipped_in_a_row: int = 10,
+        freeze: Sequence[str] = (),
+        param_groups: dict[str, float | str] | None = None,
+        pretrained=None,
+        pretrained_include: Sequence[str] = ("*",),
+        pretrained_exclude: Sequence[str] = (),
     ):
         self.objective = loss if isinstance(loss, str) and loss in objectives.OBJECTIVES else None
         if self.objective is None:
@@ -145,6 +161,17 @@ class Trainer:
         if steps_per_call not in ("auto", "epoch", 1):
             raise ValueError(f"steps_per_call must be 'auto', 'epoch' or 1, got {steps_per_call!r}")
         _checks.check_seed(seed)
+        self.freeze = (freeze,) if isinstance(freeze, str) else tuple(freeze)
+        self.param_groups = dict(param_groups or {})
+        if (self.freeze or self.param_groups) and self.objective == "gan":
+            raise ValueError("freeze and param_groups are not supported with the 'gan' objective")
+        if self.param_groups and isinstance(optimizer, optax.GradientTransformation):
+            raise ValueError(
+                "param_groups needs an optimizer by name (their learning rates build one "
+                "optimizer per group); wrap your transformation with optax.multi_transform"
+            )
+        self.pretrained = pretrained
+        self.pretrained_include, self.pretrained_exclude = pretrained_include, pretrained_exclude
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.learning_rate, self.metrics, self.seed = learning_rate, tuple(metrics), seed
         self.schedule, self.l1, self.l2, self.clip_norm = schedule, l1, l2, clip_norm
@@ -179,7 +206,8 @@ class Trainer:
 
     def _make_inner_tx(self, total_steps: int, steps_per_epoch: int):
         if isinstance(self.optimizer, optax.GradientTransformation):
-            return self.optimizer
+            return optim.freeze(self.optimizer, self.freeze) if self.freeze else self.optimizer
+        groups = {**dict.fromkeys(self.freeze, optim.FROZEN), **self.param_groups}
         make = lambda: optim.make_optimizer(
             self.optimizer,
             self.learning_rate,
@@ -189,6 +217,7 @@ class Trainer:
             l1=self.l1,
             l2=self.l2,
             clip_norm=self.clip_norm,
+            param_groups=groups or None,
             **self.optimizer_options,
         )
         if self.objective == "gan":  # one optimizer state per network
@@ -203,7 +232,20 @@ class Trainer:
             self.input_shape = tuple(x_sample.shape[1:])
             self._input_kind = x_sample.dtype.kind
         tx = self._make_tx(total_steps, steps_per_epoch)
-        self.state = create_train_state(self.model, tx, x_sample, self.seed)
+        state = create_train_state(self.model, tx, x_sample, self.seed)
+        if self.pretrained is not None:
+            variables, _ = transfer_variables(
+                state.variables(),
+                read_variables(self.pretrained),
+                self.pretrained_include,
+                self.pretrained_exclude,
+            )
+            state = state.replace(
+                params=variables["params"],
+                batch_stats=variables.get("batch_stats", state.batch_stats),
+                opt_state=tx.init(variables["params"]),
+            )
+        self.state = state.replace(frozen=self.freeze)
         out = jax.eval_shape(lambda s, x: steps.predict_step(s, x), self.state, x_sample)
         if isinstance(out, jax.ShapeDtypeStruct):
             self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
@@ -624,6 +666,8 @@ class Trainer:
             "l1": self.l1,
             "l2": self.l2,
             "clip_norm": self.clip_norm,
+            "freeze": list(self.freeze),
+            "param_groups": self.param_groups,
         }
 
     def export(self, path: str | os.PathLike) -> str:
