@@ -16,6 +16,7 @@ from jaxdl import (
     train,
     tuning,
 )
+from jaxdl.model_summary import summary
 from jaxdl.train import (
     Callback,
     CSVLogger,
@@ -54,6 +55,7 @@ __all__ = [
     "models",
     "optim",
     "plotting",
+    "summary",
     "train",
     "tuning",
 ]
