@@ -47,3 +47,4 @@ def bench(session):
     session.run("python", "benchmarks/trainer_overhead.py", "--quick", *session.posargs)
     session.run("python", "benchmarks/gnn_step.py", "--quick", *session.posargs)
     session.run("python", "benchmarks/memory.py", *session.posargs)
+    session.run("python", "benchmarks/sweep.py", "--quick", *session.posargs)

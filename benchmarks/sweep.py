@@ -9,8 +9,10 @@ runs do (tests/test_tuning.py). Rounds alternate the two, ``--repeats`` rounds o
 is the median of the per-round ratios, since the shared machine's speed drifts.
 
 Command: ``python benchmarks/sweep.py`` (about 1 minute; ``--quick``: 15 s).
-Last run on 2 cores of an AMD EPYC, jax 0.10.2, 2026-11-22 (results/sweep.md): see the
-table there; the issue asks for at least 0.9 on this CPU and 3x on a GPU (no GPU was lent).
+Last run on 2 cores of an AMD EPYC, jax 0.10.2, 2026-11-22 (results/sweep.md): the vmapped
+sweep is 1.68x faster than the 8 compiled runs one after another with 64 hidden units and
+1.57x with 256, and compiles once instead of 8 times (5.8 s against 10.9 s for the first
+epoch). No GPU was lent, so the GPU figure is not measured.
 """
 
 from __future__ import annotations

@@ -253,7 +253,11 @@ def kill_when(command, line_start: str, signal_number: int):
 
 @pytest.mark.parametrize(
     "runs, when",
-    [("uninterrupted", "epoch 3 done"), ("uninterrupted_stream", "epoch 1 batch 12")],
+    [
+        # a kill between epochs is the easier twin of a kill inside one: slow session
+        pytest.param("uninterrupted", "epoch 3 done", marks=pytest.mark.slow),
+        ("uninterrupted_stream", "epoch 1 batch 12"),
+    ],
     ids=["after-an-epoch", "inside-an-epoch"],
 )
 def test_a_run_killed_with_sigkill_and_restarted_ends_bit_identical(tmp_path, request, runs, when):

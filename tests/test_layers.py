@@ -203,7 +203,10 @@ def test_sinusoidal_positions_formula():
 # --------------------------------------------------------------------------- generation
 
 
-@pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
+# the learned-positions twin compiles for 18 s on 2 cores: slow session
+@pytest.mark.parametrize(
+    "positions", [pytest.param("learned", marks=pytest.mark.slow), "sinusoidal"]
+)
 def test_cached_generation_equals_full_recomputation(positions, rng):
     lm = models.TransformerLM(13, 2, 16, 2, 32, max_len=16, positions=positions)
     prompt = rng.integers(0, 13, size=(2, 4)).astype(np.int32)

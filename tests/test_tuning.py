@@ -134,7 +134,7 @@ def test_grid_search_scores_sorts_and_writes(digits, tmp_path):
 
 
 def test_random_search_with_kfold_reports_every_fold(digits):
-    space = {"learning_rate": tuning.log_uniform(1e-3, 1e-2), "hidden_units": [8], "epochs": 2}
+    space = {"learning_rate": tuning.log_uniform(1e-3, 1e-2), "hidden_units": [8], "epochs": 1}
     results = tuning.random_search(space, digits.train, trials=2, folds=3, batch_size=64)
     for row in results.rows:
         assert len(row["fold_scores"]) == 3
