@@ -178,6 +178,8 @@ def test_transfer_errors_name_the_path_and_the_shapes():
     )
     with pytest.raises(FileNotFoundError, match="neither an exported model"):
         read_variables("/nonexistent/folder")
+    with pytest.raises(ValueError, match="has no parameters yet; fit it first"):
+        read_variables(jaxdl.Trainer(jaxdl.models.MLP((2,))))
 
 
 def test_a_frozen_pretrained_backbone_beats_a_frozen_random_one_on_few_labels():

@@ -32,7 +32,9 @@ def read_variables(source) -> dict:
     """
     if isinstance(source, dict):
         return {k: source[k] for k in _COLLECTIONS if k in source}
-    if hasattr(source, "state") and source.state is not None:
+    if hasattr(source, "state"):
+        if source.state is None:
+            raise ValueError("pretrained: the Trainer has no parameters yet; fit it first")
         return source.state.variables()
     if not isinstance(source, str | os.PathLike):
         raise TypeError(
