@@ -207,9 +207,12 @@ class Sweep:
         for idx, m in zip(indices, mask):
             batch = {"x": x[idx], "y": y[idx], "mask": m}
             if acc is None:
-                member = jax.tree.map(lambda leaf: leaf[0], self.state)
-                shapes = steps.metric_shapes(fns["eval_step"], member, batch)
-                acc = jax.tree.map(lambda s: jnp.zeros((len(self), *s.shape), s.dtype), shapes)
+                if "eval_shapes" not in fns:  # traced once, not at every evaluation
+                    member = jax.tree.map(lambda leaf: leaf[0], self.state)
+                    fns["eval_shapes"] = steps.metric_shapes(fns["eval_step"], member, batch)
+                acc = jax.tree.map(
+                    lambda s: jnp.zeros((len(self), *s.shape), s.dtype), fns["eval_shapes"]
+                )
             acc = fns["eval"](self.state, acc, batch)
         return self._compute(acc)
 
