@@ -69,3 +69,39 @@ def stratified_kfold(labels, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray
         offset = (offset + len(members)) % k
     everything = np.arange(len(labels))
     return [(everything[fold_of != f], everything[fold_of == f]) for f in range(k)]
+
+
+def class_weights(labels, num_classes: int | None = None) -> np.ndarray:
+    """ "Balanced" weights per class, ``N / (C * count_c)``: each class then weighs as much
+    in a weighted loss as it would if the classes were equally common. (C,) float32; a class
+    with no example gets weight 0."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels, minlength=num_classes or 0).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (len(counts) * np.maximum(counts, 1)), 0.0)
+    return weights.astype(np.float32)
+
+
+def oversample(labels, seed: int = 0) -> np.ndarray:
+    """Indices that repeat the examples of every class up to the largest class's count
+    (each example of a class at least ``max // count`` times, the rest drawn without
+    replacement), shuffled."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(check_seed(seed))
+    classes, counts = np.unique(labels, return_counts=True)
+    target = counts.max()
+    parts = []
+    for c, count in zip(classes, counts):
+        members = np.flatnonzero(labels == c)
+        repeats, rest = divmod(target, count)
+        parts += [np.tile(members, repeats), rng.choice(members, rest, replace=False)]
+    return rng.permutation(np.concatenate(parts))
+
+
+def undersample(labels, seed: int = 0) -> np.ndarray:
+    """Indices keeping, from every class, as many examples as the smallest class has (drawn
+    without replacement), shuffled."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(check_seed(seed))
+    classes, counts = np.unique(labels, return_counts=True)
+    parts = [rng.choice(np.flatnonzero(labels == c), counts.min(), replace=False) for c in classes]
+    return rng.permutation(np.concatenate(parts))

@@ -97,6 +97,14 @@ def apply_gradients(state: TrainState, grads, loss_value, **changes) -> TrainSta
     )
 
 
+def _label_weights(weights: jax.Array, targets: jax.Array) -> jax.Array:
+    """Each example's class weight: ``weights[y]`` for labels (B,), ``y @ weights`` for
+    one-hot or soft rows (B, C)."""
+    if targets.ndim == 2 and jnp.issubdtype(targets.dtype, jnp.floating):
+        return targets @ weights
+    return weights[targets.astype(jnp.int32)]
+
+
 def keep_frozen(old, new, patterns):
     """``new`` with the leaves whose path matches ``patterns`` taken from ``old``."""
     paths = optim.parameter_paths(new)
@@ -112,24 +120,36 @@ def make_train_step(
     metrics: Sequence[str] = (),
     num_classes: int | None = None,
     loss_options: dict | None = None,
+    *,
+    augment: Callable | None = None,
+    class_weights=None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """``train_step(state, batch) -> (state, metric_states)``: one gradient step.
 
     The objective is the mask-weighted mean of the per-example ``loss`` over the batch, so a
     padded row contributes nothing. Dropout draws from ``fold_in(state.rng, state.step)``.
     Optimizers that take the loss (``reduce_on_plateau``) receive it as ``value``.
+
+    ``augment(key, x) -> x`` (``jaxdl.data.augment``) transforms the batch's features first,
+    with a key of its own from the step's. ``class_weights`` (C,) multiply each example's
+    loss by its class's weight (the objective is then ``sum(mask * w_y * l) / sum(mask)``,
+    as Keras's ``class_weight``); the reported metrics stay unweighted.
     """
     per_example = _per_example_loss(loss, loss_options)
     metric_names = tuple(metrics)
+    weights = None if class_weights is None else jnp.asarray(class_weights, jnp.float32)
 
     def train_step(state: TrainState, batch: Batch):
         mask = batch_mask(batch)
         rng = jax.random.fold_in(state.rng, state.step)
+        x = batch["x"] if augment is None else augment(jax.random.fold_in(rng, 1), batch["x"])
+        scale = mask if weights is None else mask * _label_weights(weights, batch["y"])
 
         def objective(params):
-            outputs, batch_stats = forward(state, params, batch["x"], train=True, rng=rng)
+            outputs, batch_stats = forward(state, params, x, train=True, rng=rng)
             values = per_example(outputs, batch["y"])
-            return masked_mean(values, mask), (outputs, batch_stats, values)
+            objective_value = jnp.sum(values * scale) / jnp.maximum(jnp.sum(mask), 1.0)
+            return objective_value, (outputs, batch_stats, values)
 
         (loss_value, (outputs, batch_stats, values)), grads = jax.value_and_grad(
             objective, has_aux=True

@@ -25,6 +25,7 @@ from jaxdl import _checks, optim
 from jaxdl import losses as losses_lib
 from jaxdl import metrics as metrics_lib
 from jaxdl.data.dataset import epoch_indices
+from jaxdl.data.sampling import class_weights
 from jaxdl.train import objectives, steps
 from jaxdl.train.callbacks import Callback, NonFiniteLossError
 from jaxdl.train.state import TrainState, create_train_state
@@ -111,6 +112,12 @@ class Trainer:
         parameters and batch statistics whose paths match ``pretrained_include`` and not
         ``pretrained_exclude`` are copied in when the model is initialised; the rest (a new
         head) keep their fresh initialisation.
+      augment: ``augment(key, x) -> x`` applied to every training batch inside the compiled
+        step, e.g. ``jaxdl.data.augment.compose(random_flip(), random_crop(4))``; never to
+        validation, evaluation or prediction.
+      class_weight: "balanced" (``jaxdl.data.class_weights`` of the first ``fit``'s labels)
+        or one weight per class: each example's loss is multiplied by its class's weight in
+        training (the reported metrics and ``evaluate`` stay unweighted).
     """
 
     def __init__(
@@ -142,6 +149,8 @@ class Trainer:
         pretrained=None,
         pretrained_include: Sequence[str] = ("*",),
         pretrained_exclude: Sequence[str] = (),
+        augment=None,
+        class_weight=None,
     ):
         self.objective = loss if isinstance(loss, str) and loss in objectives.OBJECTIVES else None
         if self.objective is None:
@@ -171,6 +180,14 @@ class Trainer:
                 "optimizer per group); wrap your transformation with optax.multi_transform"
             )
         self.pretrained = pretrained
+        if (augment is not None or class_weight is not None) and self.objective:
+            raise ValueError(f"augment and class_weight are not supported with {loss!r}")
+        if isinstance(class_weight, str) and class_weight != "balanced":
+            raise ValueError(
+                f"class_weight: expected 'balanced' or one weight per class, got {class_weight!r}"
+            )
+        self.augment, self.class_weight = augment, class_weight
+        self._class_weights = None
         self.pretrained_include, self.pretrained_exclude = pretrained_include, pretrained_exclude
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.learning_rate, self.metrics, self.seed = learning_rate, tuple(metrics), seed
@@ -278,7 +295,9 @@ class Trainer:
             elif self.objective == "gan":
                 train_step, eval_step = objectives.make_gan_steps(self.model.latent_dim)
             else:
-                train_step = steps.make_train_step(*args)
+                train_step = steps.make_train_step(
+                    *args, augment=self.augment, class_weights=self._class_weights
+                )
                 eval_step = steps.make_eval_step(*args)
             eval_body = lambda state, acc, batch: metrics_lib.merge(acc, eval_step(state, batch))
             self._compiled = {
@@ -357,6 +376,11 @@ class Trainer:
                 self._check_source(validation_data, "validation_data")
             else:
                 validation_data = self._check(validation_data, "validation_data")
+        if self.class_weight is not None and self._class_weights is None:
+            if source and not hasattr(data, "targets"):
+                raise ValueError("class_weight needs labels: this batch source has no targets()")
+            labels = data.targets() if source else y
+            self._class_weights = self._resolve_class_weights(labels)
         fns = self._functions()
         mode = self.steps_per_call
         if source:
@@ -543,6 +567,21 @@ class Trainer:
                 raise KeyboardInterrupt(message)
             raise SystemExit(message)  # exit status 1, the message on stderr
         return history
+
+    def _resolve_class_weights(self, labels) -> np.ndarray:
+        classes = self.num_outputs if self.num_outputs and self.num_outputs > 1 else 2
+        if isinstance(self.class_weight, str):
+            labels = np.asarray(labels)
+            if labels.ndim == 2:
+                labels = labels.argmax(axis=-1)
+            return class_weights(labels.astype(np.int64), classes)
+        weights = np.asarray(self.class_weight, np.float32)
+        if weights.shape != (classes,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(
+                f"class_weight: expected {classes} finite weights >= 0 (one per class), got "
+                f"{self.class_weight!r}"
+            )
+        return weights
 
     def _raise_if_nonfinite(self, first_bad, epoch: int, step_before: int) -> None:
         bad = int(jax.device_get(first_bad))

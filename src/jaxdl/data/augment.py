@@ -1,0 +1,133 @@
+"""Image augmentation on the device: random per example, drawn from a key, jit-friendly.
+
+Every transform is ``transform(key, images) -> images`` on a batch (B, H, W, C) (grey
+(B, H, W) images are accepted too), with each example drawing from its own key
+``fold_in(key, i)``, so a seed fixes the result and ``jax.jit``/``lax.scan`` compile it
+with the training step. ``compose(t1, t2, ...)`` chains them with independent keys.
+``Trainer(augment=compose(...))`` applies them to training batches only, inside the
+compiled step, with the step's key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+Transform = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _per_example(fn) -> Transform:
+    """Lift ``fn(key, image)`` (H, W, C) to a batch, one key per example."""
+
+    def transform(key, images):
+        images = jnp.asarray(images)
+        grey = images.ndim == 3
+        if grey:
+            images = images[..., None]
+        if images.ndim != 4:
+            raise ValueError(
+                f"augmentation: expected images (B, H, W, C) or (B, H, W), got {images.shape}"
+            )
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(images.shape[0]))
+        out = jax.vmap(fn)(keys, images)
+        return out[..., 0] if grey else out
+
+    return transform
+
+
+def random_flip(p: float = 0.5) -> Transform:
+    """Mirror left-right with probability ``p``."""
+
+    def flip(key, image):
+        return jnp.where(jax.random.bernoulli(key, p), image[:, ::-1], image)
+
+    return _per_example(flip)
+
+
+def random_translate(max_shift: int, fill: float = 0.0) -> Transform:
+    """Shift by up to ``max_shift`` pixels each way, filling the uncovered border with
+    ``fill``: a random crop of the image padded by ``max_shift`` (the CIFAR "pad 4, crop")."""
+
+    def translate(key, image):
+        h, w, _ = image.shape
+        padded = jnp.pad(
+            image, ((max_shift, max_shift), (max_shift, max_shift), (0, 0)), constant_values=fill
+        )
+        dy, dx = jax.random.randint(key, (2,), 0, 2 * max_shift + 1)
+        return jax.lax.dynamic_slice(padded, (dy, dx, 0), image.shape).reshape(h, w, -1)
+
+    return _per_example(translate)
+
+
+def random_crop(padding: int = 4, fill: float = 0.0) -> Transform:
+    """Pad by ``padding`` and crop back to the original size at a random place."""
+    return random_translate(padding, fill)
+
+
+def random_rotation(max_degrees: float, fill: float = 0.0) -> Transform:
+    """Rotate about the centre by an angle uniform in ±``max_degrees``, bilinear."""
+
+    def rotate(key, image):
+        h, w, c = image.shape
+        angle = jax.random.uniform(key, (), minval=-1.0, maxval=1.0) * max_degrees * math.pi / 180
+        ys, xs = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
+        cy, cx = (h - 1) / 2, (w - 1) / 2
+        cos, sin = jnp.cos(angle), jnp.sin(angle)
+        # where each output pixel comes from: the inverse rotation of its coordinates
+        src_y = cos * (ys - cy) - sin * (xs - cx) + cy
+        src_x = sin * (ys - cy) + cos * (xs - cx) + cx
+        sample = lambda channel: jax.scipy.ndimage.map_coordinates(
+            channel, [src_y, src_x], order=1, mode="constant", cval=fill
+        )
+        return jnp.stack([sample(image[..., k]) for k in range(c)], axis=-1)
+
+    return _per_example(rotate)
+
+
+def gaussian_noise(std: float) -> Transform:
+    """Add independent normal noise of standard deviation ``std`` to every value."""
+
+    def noise(key, image):
+        return image + std * jax.random.normal(key, image.shape, image.dtype)
+
+    return _per_example(noise)
+
+
+def cutout(size: int, fill: float = 0.0) -> Transform:
+    """Set a ``size`` x ``size`` square at a random centre to ``fill`` (clipped at the
+    borders), as in DeVries & Taylor (2017)."""
+
+    def cut(key, image):
+        h, w, _ = image.shape
+        cy = jax.random.randint(key, (), 0, h)
+        cx = jax.random.randint(jax.random.fold_in(key, 1), (), 0, w)
+        ys, xs = jnp.arange(h)[:, None], jnp.arange(w)[None, :]
+        low = size // 2
+        inside = (
+            (ys >= cy - low) & (ys < cy - low + size) & (xs >= cx - low) & (xs < cx - low + size)
+        )
+        return jnp.where(inside[..., None], jnp.asarray(fill, image.dtype), image)
+
+    return _per_example(cut)
+
+
+def compose(*transforms: Transform) -> Transform:
+    """Apply ``transforms`` in order, each with its own key folded from ``key``."""
+
+    def transform(key, images):
+        for i, t in enumerate(transforms):
+            images = t(jax.random.fold_in(key, i), images)
+        return images
+
+    return transform
+
+
+def resize(images, size: tuple[int, int], method: str = "bilinear") -> jax.Array:
+    """Images (B, H, W, C) -> (B, *size, C) with ``jax.image.resize`` (antialiased)."""
+    images = jnp.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"resize: expected images (B, H, W, C), got {images.shape}")
+    return jax.image.resize(images, (images.shape[0], *size, images.shape[-1]), method)
