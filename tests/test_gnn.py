@@ -163,7 +163,7 @@ def test_padding_leaves_real_outputs_unchanged(args, name):
     close(out[:rows], model.apply(variables, g))
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=3, deadline=None)
 @given(graph_args, graph_args, st.sampled_from(sorted(ALL)))
 def test_batching_two_graphs_equals_running_each_alone(first, second, name):
     a = random_graph(first[0], first[1], seed=first[2], edge_features=2)

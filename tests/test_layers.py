@@ -221,6 +221,7 @@ def test_cached_generation_equals_full_recomputation(positions, rng):
     np.testing.assert_array_equal(cached, tokens)
 
 
+@pytest.mark.slow  # 18 s of compiles; the cached generation test checks the same cache
 def test_decode_logits_equal_full_forward(rng):
     lm = models.TransformerLM(13, 2, 16, 2, 32, max_len=12)
     tokens = rng.integers(0, 13, size=(2, 9)).astype(np.int32)
