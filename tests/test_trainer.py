@@ -323,3 +323,16 @@ def test_skip_nonfinite_skips_exactly_the_bad_batches_and_counts_them(steps_per_
         jaxdl.Trainer(jaxdl.models.MLP(features=(1,)), loss="mse", metrics=()).fit(
             (x, y), epochs=1, batch_size=16, verbose=False
         )
+
+
+def test_labels_of_another_shape_than_the_outputs_are_refused_before_any_compile():
+    """Found by the hypothesis test of evaluate: integer labels (N, 10) for a classifier of
+    3 classes reached the loss and failed inside XLA."""
+    x = np.ones((4, 5), np.float32)
+    trainer = jaxdl.Trainer(jaxdl.models.MLP((3,)))
+    trainer.fit((x, np.array([0, 1, 2, 0])), epochs=1, batch_size=2, verbose=False)
+    with pytest.raises(ValueError, match=r"expected integer labels \('N',\) or one-hot rows"):
+        trainer.evaluate((x, np.zeros((4, 10), np.int32)))
+    with pytest.raises(ValueError, match=r"got \(4, 10\) of float32"):
+        trainer.evaluate((x, np.zeros((4, 10), np.float32)))
+    assert trainer.evaluate((x, np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]))["accuracy"] >= 0

@@ -210,6 +210,7 @@ class Trainer:
         self.epoch = 0
         self.stop_training = False
         self.input_shape: tuple[int, ...] | None = None
+        self._output_shape: tuple[int, ...] | None = None
         self.num_outputs: int | None = None
         self._compiled: dict = {}
 
@@ -264,8 +265,10 @@ class Trainer:
             )
         self.state = state.replace(frozen=self.freeze)
         out = jax.eval_shape(lambda s, x: steps.predict_step(s, x), self.state, x_sample)
+        self._output_shape = None
         if isinstance(out, jax.ShapeDtypeStruct):
             self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
+            self._output_shape = tuple(out.shape[1:])
         else:  # several outputs (e.g. a VAE's): no class count
             self.num_outputs = None
         return self.state
@@ -278,11 +281,17 @@ class Trainer:
             raise TypeError(f"{name}.x: expected {expected} features as in training, got {x.dtype}")
         classification = self.loss in losses_lib.CLASSIFICATION_LOSSES
         y = _checks.as_labels(y, len(x), self.num_outputs if classification else None, f"{name}.y")
-        if classification and y.dtype.kind == "f" and y.shape[1:] != (self.num_outputs,):
-            raise ValueError(
-                f"{name}.y: expected integer labels (N,) or one-hot rows (N, {self.num_outputs}),"
-                f" got {y.shape} of {y.dtype}"
-            )
+        shape = self._output_shape
+        if classification and shape:
+            # labels (N, *positions) or one-hot rows (N, *positions, C) for outputs
+            # (N, *positions, C): (N,) and (N, C) for a classifier of whole examples
+            positions, rows = shape[:-1], ("N", *shape[:-1])
+            if y.shape[1:] != (positions if y.dtype.kind != "f" else shape):
+                raise ValueError(
+                    f"{name}.y: expected integer labels {tuple(rows)} or one-hot rows "
+                    f"{(*rows, self.num_outputs)} for outputs {('N', *shape)}, got {y.shape} "
+                    f"of {y.dtype}"
+                )
         return x, y
 
     def _functions(self):
