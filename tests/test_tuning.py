@@ -63,6 +63,11 @@ def test_sweep_configs_are_checked():
         tuning.Sweep(model, [{"learning_rate": 1e-3, "optimizer": "sgd"}])
     with pytest.raises(ValueError, match="learning_rate is needed"):
         tuning.Sweep(model, [{"seed": 1}])
+    sweep = tuning.Sweep(model, [{"learning_rate": 1e-3}])
+    x = np.ones((4, 3), np.float32)
+    sweep.fit((x, np.array([0, 1, 0, 1])), epochs=1, batch_size=2)
+    with pytest.raises(ValueError, match=r"data.y: expected integer labels \('N',\)"):
+        sweep.evaluate((x, np.zeros((4, 5), np.int32)))  # refused before any compile
     sweep = tuning.Sweep(model, [{"learning_rate": 1e-3, "nonsense": 1.0}], optimizer="adam")
     with pytest.raises(TypeError, match="optimizer 'adam'.*nonsense"):
         sweep.init(np.zeros((1, 3), np.float32))

@@ -88,6 +88,19 @@ def as_labels(y, num_examples: int, num_classes: int | None, name: str = "y") ->
     return y.astype(np.float32, copy=False)
 
 
+def check_class_targets(y: np.ndarray, output_shape: tuple[int, ...], name: str = "y") -> None:
+    """Classification targets against a model's outputs (N, *positions, C): integer labels
+    (N, *positions) or one-hot rows (N, *positions, C), so (N,) or (N, C) for a classifier
+    of whole examples. Anything else is a ValueError naming both shapes."""
+    positions, rows = output_shape[:-1], ("N", *output_shape[:-1])
+    if y.shape[1:] != (positions if y.dtype.kind != "f" else output_shape):
+        raise ValueError(
+            f"{name}: expected integer labels {rows} or one-hot rows "
+            f"{(*rows, output_shape[-1])} for outputs {('N', *output_shape)}, got {y.shape} "
+            f"of {y.dtype}"
+        )
+
+
 def check_batch_size(batch_size: int, num_examples: int, name: str = "batch_size") -> int:
     """A positive int no larger than the data set."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):

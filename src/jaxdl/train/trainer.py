@@ -281,17 +281,8 @@ class Trainer:
             raise TypeError(f"{name}.x: expected {expected} features as in training, got {x.dtype}")
         classification = self.loss in losses_lib.CLASSIFICATION_LOSSES
         y = _checks.as_labels(y, len(x), self.num_outputs if classification else None, f"{name}.y")
-        shape = self._output_shape
-        if classification and shape:
-            # labels (N, *positions) or one-hot rows (N, *positions, C) for outputs
-            # (N, *positions, C): (N,) and (N, C) for a classifier of whole examples
-            positions, rows = shape[:-1], ("N", *shape[:-1])
-            if y.shape[1:] != (positions if y.dtype.kind != "f" else shape):
-                raise ValueError(
-                    f"{name}.y: expected integer labels {tuple(rows)} or one-hot rows "
-                    f"{(*rows, self.num_outputs)} for outputs {('N', *shape)}, got {y.shape} "
-                    f"of {y.dtype}"
-                )
+        if classification and self._output_shape:
+            _checks.check_class_targets(y, self._output_shape, f"{name}.y")
         return x, y
 
     def _functions(self):

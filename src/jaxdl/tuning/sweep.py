@@ -99,6 +99,7 @@ class Sweep:
         self.optimizer_options = dict(optimizer_options or {})
         self.state: TrainState | None = None
         self.input_shape: tuple[int, ...] | None = None
+        self.output_shape: tuple[int, ...] | None = None
         self._compiled: dict = {}
 
     def __len__(self) -> int:
@@ -127,6 +128,7 @@ class Sweep:
         self.state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
         out = jax.eval_shape(steps.predict_step, members[0], x_sample)
         self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
+        self.output_shape = tuple(out.shape[1:])
         return self.state
 
     def _functions(self) -> dict:
@@ -147,8 +149,11 @@ class Sweep:
     def _check(self, data, name: str):
         x, y = _as_arrays(data, name)
         x = _checks.as_features(x, name + ".x", self.input_shape)
-        classes = self.num_outputs if self.loss in losses_lib.CLASSIFICATION_LOSSES else None
-        return x, _checks.as_labels(y, len(x), classes, name + ".y")
+        classification = self.loss in losses_lib.CLASSIFICATION_LOSSES
+        y = _checks.as_labels(y, len(x), self.num_outputs if classification else None, name + ".y")
+        if classification:
+            _checks.check_class_targets(y, self.output_shape, name + ".y")
+        return x, y
 
     def fit(
         self,
