@@ -2,7 +2,8 @@
 
 Every transform is ``transform(key, images) -> images`` on a batch (B, H, W, C) (grey
 (B, H, W) images are accepted too), with each example drawing from its own key
-``fold_in(key, i)``, so a seed fixes the result and ``jax.jit``/``lax.scan`` compile it
+``fold_in(key, first_index + i)`` (``first_index=0`` unless the batch is a device's slice of
+a larger one), so a seed fixes the result and ``jax.jit``/``lax.scan`` compile it
 with the training step. ``compose(t1, t2, ...)`` chains them with independent keys.
 ``Trainer(augment=compose(...))`` applies them to training batches only, inside the
 compiled step, with the step's key.
@@ -10,6 +11,7 @@ compiled step, with the step's key.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -20,9 +22,11 @@ Transform = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def _per_example(fn) -> Transform:
-    """Lift ``fn(key, image)`` (H, W, C) to a batch, one key per example."""
+    """Lift ``fn(key, image)`` (H, W, C) to a batch, one key per example: row ``i`` draws
+    from ``fold_in(key, first_index + i)``, so a batch split over devices (each slice with
+    its ``first_index``) gets the draws of the whole batch."""
 
-    def transform(key, images):
+    def transform(key, images, first_index=0):
         images = jnp.asarray(images)
         grey = images.ndim == 3
         if grey:
@@ -31,7 +35,8 @@ def _per_example(fn) -> Transform:
             raise ValueError(
                 f"augmentation: expected images (B, H, W, C) or (B, H, W), got {images.shape}"
             )
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(images.shape[0]))
+        rows = first_index + jnp.arange(images.shape[0])
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
         out = jax.vmap(fn)(keys, images)
         return out[..., 0] if grey else out
 
@@ -114,12 +119,22 @@ def cutout(size: int, fill: float = 0.0) -> Transform:
     return _per_example(cut)
 
 
+def _takes_first_index(transform) -> bool:
+    try:
+        return "first_index" in inspect.signature(transform).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def compose(*transforms: Transform) -> Transform:
     """Apply ``transforms`` in order, each with its own key folded from ``key``."""
 
-    def transform(key, images):
-        for i, t in enumerate(transforms):
-            images = t(jax.random.fold_in(key, i), images)
+    takes_index = [_takes_first_index(t) for t in transforms]
+
+    def transform(key, images, first_index=0):
+        for i, (t, indexed) in enumerate(zip(transforms, takes_index)):
+            extra = {"first_index": first_index} if indexed else {}
+            images = t(jax.random.fold_in(key, i), images, **extra)
         return images
 
     return transform

@@ -13,6 +13,8 @@ import optax
 from flax import struct
 from flax.training import train_state
 
+from jaxdl.train.precision import DynamicLossScale, check_policy
+
 
 class TrainState(train_state.TrainState):
     """Parameters, batch statistics, optimizer state, step counter and RNG key.
@@ -23,13 +25,17 @@ class TrainState(train_state.TrainState):
     which step ``t`` draws its dropout key as ``fold_in(rng, t)``, so a run is a function of
     the seed alone. ``accepts_train`` records whether the model's ``__call__`` takes ``train``.
     ``frozen`` holds path patterns (``jaxdl.optim.matches``) of batch statistics that
-    training must leave as they are: those of a frozen backbone.
+    training must leave as they are: those of a frozen backbone. ``compute_dtype`` is the
+    precision policy's compute dtype (``jaxdl.train.precision``) and ``loss_scale`` its
+    ``DynamicLossScale`` (float16 only, else None).
     """
 
     batch_stats: Any = struct.field(default_factory=dict)
     rng: jax.Array = None
+    loss_scale: Any = None
     accepts_train: bool = struct.field(pytree_node=False, default=True)
     frozen: tuple[str, ...] = struct.field(pytree_node=False, default=())
+    compute_dtype: str = struct.field(pytree_node=False, default="float32")
 
     def variables(self, params=None) -> dict:
         """The Flax variables dict for ``apply``: params and, if any, batch statistics."""
@@ -58,12 +64,19 @@ def init_variables(model: nn.Module, sample_x, rngs, **kwargs) -> dict:
 
 
 def create_train_state(
-    model: nn.Module, tx: optax.GradientTransformation, sample_x, seed: int = 0
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    sample_x,
+    seed: int = 0,
+    precision: str = "float32",
 ) -> TrainState:
     """Initialise ``model`` on ``sample_x`` (1, *input_shape) and wrap it with ``tx``.
 
     The seed splits into the parameter key and the base key of every later step.
+    ``precision`` is a policy of ``jaxdl.train.precision``: "float32", "bfloat16" or
+    "float16" (with a dynamic loss scale); parameters stay float32 in every policy.
     """
+    check_policy(precision)
     params_key, dropout_key, step_key = jax.random.split(jax.random.key(seed), 3)
     accepts_train = _accepts_train(model)
     kwargs = {"train": False} if accepts_train else {}
@@ -82,5 +95,7 @@ def create_train_state(
         opt_state=tx.init(params),
         batch_stats=variables.get("batch_stats", {}),
         rng=step_key,
+        loss_scale=DynamicLossScale.create() if precision == "float16" else None,
         accepts_train=accepts_train,
+        compute_dtype=precision,
     )

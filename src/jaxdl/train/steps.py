@@ -21,6 +21,8 @@ import optax
 from jaxdl import losses as losses_lib
 from jaxdl import metrics as metrics_lib
 from jaxdl import optim
+from jaxdl.train import precision
+from jaxdl.train.cross_device import global_batch_layers
 from jaxdl.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -46,15 +48,30 @@ def _per_example_loss(loss, loss_options: dict | None) -> Callable:
 
 
 def forward(state: TrainState, params, x: jax.Array, *, train: bool, rng=None):
-    """Apply the model. Returns (outputs, new batch statistics)."""
+    """Apply the model. Returns (outputs, new batch statistics).
+
+    Under a precision policy (``state.compute_dtype`` other than float32) the parameters and
+    floating inputs are cast to the compute dtype, and floating outputs back to float32;
+    the batch statistics keep their dtype.
+    """
     kwargs = {"train": train} if state.accepts_train else {}
+    dtype = state.compute_dtype
+    if dtype != "float32":
+        params, x = precision.cast_floats((params, x), dtype)
     if train and state.batch_stats:
         outputs, updates = state.apply_fn(
             state.variables(params), x, rngs={"dropout": rng}, mutable=["batch_stats"], **kwargs
         )
-        return outputs, updates["batch_stats"]
-    rngs = {"dropout": rng} if train else {}
-    return state.apply_fn(state.variables(params), x, rngs=rngs, **kwargs), state.batch_stats
+        batch_stats = jax.tree.map(
+            lambda new, old: new.astype(old.dtype), updates["batch_stats"], state.batch_stats
+        )
+    else:
+        rngs = {"dropout": rng} if train else {}
+        outputs = state.apply_fn(state.variables(params), x, rngs=rngs, **kwargs)
+        batch_stats = state.batch_stats
+    if dtype != "float32":
+        outputs = precision.cast_floats(outputs, "float32")
+    return outputs, batch_stats
 
 
 def _metric_states(metric_names, num_classes, outputs, batch, mask, per_example_loss):
@@ -123,6 +140,7 @@ def make_train_step(
     *,
     augment: Callable | None = None,
     class_weights=None,
+    axis_name: str | None = None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict]]:
     """``train_step(state, batch) -> (state, metric_states)``: one gradient step.
 
@@ -134,30 +152,79 @@ def make_train_step(
     with a key of its own from the step's. ``class_weights`` (C,) multiply each example's
     loss by its class's weight (the objective is then ``sum(mask * w_y * l) / sum(mask)``,
     as Keras's ``class_weight``); the reported metrics stay unweighted.
+
+    ``axis_name``: the step runs per device inside ``jax.pmap`` over that axis, each device
+    with its slice of the global batch. The mean is then over the global batch, gradients,
+    losses and metric states are summed over the devices, batch norm and dropout act on the
+    global batch (``jaxdl.train.cross_device``) and augmentation draws each example's key
+    from its global index, so the step equals the one-device step on the whole batch.
+
+    With a float16 policy (``state.loss_scale`` set) the objective is multiplied by the loss
+    scale before differentiation and the gradients divided by it; an update whose gradients
+    are not finite is skipped and the scale halved (``jaxdl.train.precision``).
     """
     per_example = _per_example_loss(loss, loss_options)
     metric_names = tuple(metrics)
     weights = None if class_weights is None else jnp.asarray(class_weights, jnp.float32)
+    psum = (lambda tree: jax.lax.psum(tree, axis_name)) if axis_name else (lambda tree: tree)
 
     def train_step(state: TrainState, batch: Batch):
         mask = batch_mask(batch)
+        count = psum(jnp.sum(mask))
         rng = jax.random.fold_in(state.rng, state.step)
-        x = batch["x"] if augment is None else augment(jax.random.fold_in(rng, 1), batch["x"])
+        x = batch["x"]
+        if augment is not None:
+            key = jax.random.fold_in(rng, 1)
+            if axis_name is None:
+                x = augment(key, x)
+            else:
+                first = jax.lax.axis_index(axis_name) * x.shape[0]
+                x = _augment_from(augment, key, x, first)
         scale = mask if weights is None else mask * _label_weights(weights, batch["y"])
+        loss_scale = state.loss_scale
 
         def objective(params):
-            outputs, batch_stats = forward(state, params, x, train=True, rng=rng)
+            with global_batch_layers(axis_name):
+                outputs, batch_stats = forward(state, params, x, train=True, rng=rng)
             values = per_example(outputs, batch["y"])
-            objective_value = jnp.sum(values * scale) / jnp.maximum(jnp.sum(mask), 1.0)
-            return objective_value, (outputs, batch_stats, values)
+            objective_value = jnp.sum(values * scale) / jnp.maximum(count, 1.0)
+            scaled = objective_value if loss_scale is None else loss_scale.scale_loss(objective_value)
+            return scaled, (objective_value, outputs, batch_stats, values)
 
-        (loss_value, (outputs, batch_stats, values)), grads = jax.value_and_grad(
+        (_, (loss_value, outputs, batch_stats, values)), grads = jax.value_and_grad(
             objective, has_aux=True
         )(state.params)
-        new_state = apply_gradients(state, grads, loss_value, batch_stats=batch_stats)
-        return new_state, _metric_states(metric_names, num_classes, outputs, batch, mask, values)
+        grads, loss_value = psum((grads, loss_value))
+        if axis_name is not None and batch_stats:  # equal already when batch norm is synced
+            batch_stats = jax.lax.pmean(batch_stats, axis_name)
+        if loss_scale is None:
+            new_state = apply_gradients(state, grads, loss_value, batch_stats=batch_stats)
+        else:
+            grads = loss_scale.unscale(grads)
+            finite = precision.all_finite(grads)
+            updated = apply_gradients(state, grads, loss_value, batch_stats=batch_stats)
+            skipped = state.replace(step=state.step + 1)
+            new_state = jax.tree.map(lambda u, s: jnp.where(finite, u, s), updated, skipped)
+            new_state = new_state.replace(loss_scale=loss_scale.adjust(finite))
+        states = _metric_states(metric_names, num_classes, outputs, batch, mask, values)
+        return new_state, psum(states)
 
     return train_step
+
+
+def _augment_from(augment: Callable, key, x, first):
+    """``augment(key, x)`` for rows ``first, first + 1, ...`` of a larger batch: the
+    library's transforms take ``first_index`` so each row gets its global row's key."""
+    try:
+        return augment(key, x, first_index=first)
+    except TypeError as error:
+        if "first_index" not in str(error):
+            raise
+        raise TypeError(
+            "under the pmap strategy augment(key, x) must also take first_index= (the global "
+            "row of x[0]) so that each example's draw equals the one-device run's; the "
+            "transforms of jaxdl.data.augment do"
+        ) from None
 
 
 def make_eval_step(
@@ -165,9 +232,12 @@ def make_eval_step(
     metrics: Sequence[str] = (),
     num_classes: int | None = None,
     loss_options: dict | None = None,
+    *,
+    axis_name: str | None = None,
 ) -> Callable[[TrainState, Batch], dict]:
     """``eval_step(state, batch) -> metric_states`` in inference mode (no dropout, running
-    batch statistics)."""
+    batch statistics). Under ``jax.pmap`` over ``axis_name`` the metric states are summed
+    over the devices."""
     per_example = _per_example_loss(loss, loss_options)
     metric_names = tuple(metrics)
 
@@ -175,7 +245,8 @@ def make_eval_step(
         mask = batch_mask(batch)
         outputs, _ = forward(state, state.params, batch["x"], train=False)
         values = per_example(outputs, batch["y"])
-        return _metric_states(metric_names, num_classes, outputs, batch, mask, values)
+        states = _metric_states(metric_names, num_classes, outputs, batch, mask, values)
+        return jax.lax.psum(states, axis_name) if axis_name else states
 
     return eval_step
 
@@ -215,7 +286,7 @@ def zero_metrics(step: Callable, state: TrainState, batch: Batch) -> dict:
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes(step, state, batch))
 
 
-def make_epoch_runner(train_step: Callable) -> Callable:
+def make_epoch_runner(train_step: Callable, constrain: Callable | None = None) -> Callable:
     """``run(state, x, y, indices, mask, acc=None, first_bad=None) -> (state, acc, first_bad)``:
     every batch of an epoch (or of a stretch of one) in one ``lax.scan``, gathering batch
     ``s`` as ``x[indices[s]]`` from arrays already on the device.
@@ -223,12 +294,14 @@ def make_epoch_runner(train_step: Callable) -> Callable:
     x: (N, *input_shape); y: (N, ...); indices, mask: (steps, B) from ``epoch_indices``.
     ``acc`` and ``first_bad`` carry on from an earlier stretch of the same epoch (zeros and
     -1 when not given); ``first_bad`` is the first step whose loss was not finite, or -1.
+    ``constrain(batch) -> batch`` places each gathered batch (a sharding constraint).
     """
     body = accumulate(train_step)
 
     def run(state, x, y, indices, mask, acc=None, first_bad=None):
         def batch(s):
-            return {"x": x[indices[s]], "y": y[indices[s]], "mask": mask[s]}
+            b = {"x": x[indices[s]], "y": y[indices[s]], "mask": mask[s]}
+            return b if constrain is None else constrain(b)
 
         def scan_body(carry, s):
             return body(*carry, batch(s)), None

@@ -26,7 +26,8 @@ from jaxdl import losses as losses_lib
 from jaxdl import metrics as metrics_lib
 from jaxdl.data.dataset import epoch_indices
 from jaxdl.data.sampling import class_weights
-from jaxdl.train import objectives, steps
+from jaxdl.train import objectives, parallel, steps
+from jaxdl.train import precision as precision_lib
 from jaxdl.train.callbacks import Callback, NonFiniteLossError
 from jaxdl.train.state import TrainState, create_train_state
 from jaxdl.train.transfer import read_variables, transfer_variables
@@ -118,6 +119,17 @@ class Trainer:
       class_weight: "balanced" (``jaxdl.data.class_weights`` of the first ``fit``'s labels)
         or one weight per class: each example's loss is multiplied by its class's weight in
         training (the reported metrics and ``evaluate`` stay unweighted).
+      strategy: how the steps use the devices (``jaxdl.train.parallel``): "single",
+        "pmap", "sharded" (batches split over a device mesh), "fsdp" (also the parameters
+        and optimizer state), a strategy object, or "auto": "sharded" when more than one
+        device is present, else "single". Every strategy gives the numbers of the
+        one-device run; ``batch_size`` must be a multiple of the device count.
+      devices: the devices the strategy uses (default: all of them).
+      precision: "float32", "bfloat16" (parameters float32, computation bfloat16) or
+        "float16" (the same with a dynamic loss scale); see ``jaxdl.train.precision``.
+      accumulate_steps: average the gradients of that many consecutive batches before each
+        update (``optax.MultiSteps``), an update as if the batch were that many times
+        larger; schedules count updates, not batches.
     """
 
     def __init__(
@@ -151,6 +163,10 @@ class Trainer:
         pretrained_exclude: Sequence[str] = (),
         augment=None,
         class_weight=None,
+        strategy="auto",
+        devices=None,
+        precision: str = "float32",
+        accumulate_steps: int = 1,
     ):
         self.objective = loss if isinstance(loss, str) and loss in objectives.OBJECTIVES else None
         if self.objective is None:
@@ -187,6 +203,19 @@ class Trainer:
                 f"class_weight: expected 'balanced' or one weight per class, got {class_weight!r}"
             )
         self.augment, self.class_weight = augment, class_weight
+        self.strategy = parallel.get_strategy(strategy, devices)
+        if self.strategy.name == "pmap" and self.objective:
+            raise ValueError(
+                f"the {loss!r} objective runs with strategy='single' or 'sharded', not 'pmap'"
+            )
+        self.precision = precision_lib.check_policy(precision)
+        if isinstance(accumulate_steps, bool) or not isinstance(accumulate_steps, int):
+            raise TypeError(f"accumulate_steps: expected an int >= 1, got {accumulate_steps!r}")
+        if accumulate_steps < 1:
+            raise ValueError(f"accumulate_steps: expected an int >= 1, got {accumulate_steps}")
+        if accumulate_steps > 1 and self.objective == "gan":
+            raise ValueError("accumulate_steps is not supported with the 'gan' objective")
+        self.accumulate_steps = accumulate_steps
         self._class_weights = None
         self.pretrained_include, self.pretrained_exclude = pretrained_include, pretrained_exclude
         self.model, self.loss, self.optimizer = model, loss, optimizer
@@ -217,7 +246,10 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
 
     def _make_tx(self, total_steps: int, steps_per_epoch: int) -> optax.GradientTransformation:
-        tx = self._make_inner_tx(total_steps, steps_per_epoch)
+        k = self.accumulate_steps
+        tx = self._make_inner_tx(-(-total_steps // k), max(steps_per_epoch // k, 1))
+        if k > 1:
+            tx = optax.MultiSteps(tx, k).gradient_transformation()
         if self.skip_nonfinite:
             return optax.apply_if_finite(tx, self.max_skipped_in_a_row)
         return tx
@@ -250,7 +282,7 @@ class Trainer:
             self.input_shape = tuple(x_sample.shape[1:])
             self._input_kind = x_sample.dtype.kind
         tx = self._make_tx(total_steps, steps_per_epoch)
-        state = create_train_state(self.model, tx, x_sample, self.seed)
+        state = create_train_state(self.model, tx, x_sample, self.seed, self.precision)
         if self.pretrained is not None:
             variables, _ = transfer_variables(
                 state.variables(),
@@ -263,7 +295,7 @@ class Trainer:
                 batch_stats=variables.get("batch_stats", state.batch_stats),
                 opt_state=tx.init(variables["params"]),
             )
-        self.state = state.replace(frozen=self.freeze)
+        self.state = self.strategy.place_state(state.replace(frozen=self.freeze))
         out = jax.eval_shape(lambda s, x: steps.predict_step(s, x), self.state, x_sample)
         self._output_shape = None
         if isinstance(out, jax.ShapeDtypeStruct):
@@ -295,18 +327,22 @@ class Trainer:
             elif self.objective == "gan":
                 train_step, eval_step = objectives.make_gan_steps(self.model.latent_dim)
             else:
-                train_step = steps.make_train_step(
-                    *args, augment=self.augment, class_weights=self._class_weights
-                )
+                options = {"augment": self.augment, "class_weights": self._class_weights}
+                train_step = steps.make_train_step(*args, **options)
                 eval_step = steps.make_eval_step(*args)
-            eval_body = lambda state, acc, batch: metrics_lib.merge(acc, eval_step(state, batch))
+            device_train_step, device_eval_step = train_step, eval_step
+            axis = self.strategy.axis_name
+            if axis is not None:  # pmap: steps that sum over the devices
+                device_train_step = steps.make_train_step(*args, **options, axis_name=axis)
+                device_eval_step = steps.make_eval_step(*args, axis_name=axis)
+            strategy = self.strategy
             self._compiled = {
-                "train_step": train_step,
+                "train_step": train_step,  # for the shapes of the metric states
                 "eval_step": eval_step,
-                "epoch": jax.jit(steps.make_epoch_runner(train_step), donate_argnums=(0,)),
-                "step": jax.jit(steps.accumulate(train_step), donate_argnums=(0, 1, 2)),
-                "eval": jax.jit(eval_body, donate_argnums=(1,)),
-                "predict": jax.jit(steps.predict_step),
+                "epoch": strategy.compile_epoch(device_train_step),
+                "step": strategy.compile_step(device_train_step),
+                "eval": strategy.compile_eval(device_eval_step),
+                "predict": strategy.compile_predict(),
             }
         return self._compiled
 
@@ -356,6 +392,7 @@ class Trainer:
         if epochs < (0 if resume else 1):  # a resumed run may have nothing left to do
             raise ValueError(f"epochs: expected a positive int, got {epochs}")
         source = _is_source(data)
+        self._one_device_source(data)
         if self.state is None:
             if source:
                 steps_per_epoch = data.num_batches(batch_size)
@@ -371,6 +408,7 @@ class Trainer:
         else:
             x, y = self._check(data, "data")
             batch_size = _checks.check_batch_size(batch_size, len(x))
+            self.strategy.check_batch_size(batch_size)
         if validation_data is not None:
             if _is_source(validation_data):
                 self._check_source(validation_data, "validation_data")
@@ -388,7 +426,7 @@ class Trainer:
         elif mode == "auto":
             mode = "epoch" if x.nbytes + y.nbytes <= _ON_DEVICE_BYTES else 1
         if mode == "epoch":
-            x_device, y_device = jax.device_put(x), jax.device_put(y)
+            x_device, y_device = self.strategy.place_data(x, y)
 
         def epoch_batches(epoch: int):
             if source:
@@ -707,6 +745,9 @@ class Trainer:
             "clip_norm": self.clip_norm,
             "freeze": list(self.freeze),
             "param_groups": self.param_groups,
+            "strategy": self.strategy.name,
+            "precision": self.precision,
+            "accumulate_steps": self.accumulate_steps,
         }
 
     def export(self, path: str | os.PathLike) -> str:
@@ -730,8 +771,17 @@ class Trainer:
             classes = self.num_outputs if self.num_outputs and self.num_outputs > 1 else None
             _checks.as_labels(targets, len(targets), classes, name)
 
+    def _one_device_source(self, data) -> None:
+        if _is_source(data) and self.strategy.num_devices > 1:
+            raise ValueError(
+                f"a batch source ({type(data).__name__}) builds its batches on the host and "
+                f"runs on one device; use Trainer(strategy='single'), not "
+                f"{self.strategy.name!r}"
+            )
+
     def _evaluate_data(self, data, batch_size: int) -> dict[str, float]:
         """Metrics over ``data``: checked (x, y) arrays or a batch source."""
+        self._one_device_source(data)
         fns = self._functions()
         if _is_source(data):
             batches = data.batches(batch_size, shuffle=False)
@@ -764,7 +814,8 @@ class Trainer:
             self._check_source(data, "data")
             return self._evaluate_data(data, _checks.check_inference_batch_size(batch_size))
         x, y = self._check(data, "data")
-        return self._evaluate_data((x, y), _checks.check_inference_batch_size(batch_size, len(x)))
+        batch_size = _checks.check_inference_batch_size(batch_size, len(x))
+        return self._evaluate_data((x, y), self.strategy.inference_batch_size(batch_size))
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
         """Model outputs as a NumPy array.
@@ -774,6 +825,7 @@ class Trainer:
         graph, in order.
         """
         self._require_state()
+        self._one_device_source(x)
         fns = self._functions()
         if _is_source(x):
             batch_size = _checks.check_inference_batch_size(batch_size)
@@ -787,6 +839,7 @@ class Trainer:
             return np.asarray(jax.device_get(fns["predict"](self.state, x)))
         x = _checks.as_features(x, "x", self.input_shape)
         batch_size = _checks.check_inference_batch_size(batch_size, len(x))
+        batch_size = self.strategy.inference_batch_size(batch_size)
         indices, _ = epoch_indices(len(x), batch_size, shuffle=False)
         outputs = jax.device_get([fns["predict"](self.state, x[idx]) for idx in indices])
         # several outputs (a tuple such as a VAE's) are concatenated field by field

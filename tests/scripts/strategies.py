@@ -1,0 +1,122 @@
+"""Train three models with every strategy on simulated CPU devices; print JSON.
+
+Run by tests/test_parallel.py in a process of its own, since the device count is fixed
+when JAX starts:
+
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/scripts/strategies.py [PARTS]
+
+PARTS is a comma-separated subset of mlp,cnn_batch_norm,transformer_dropout,fit,errors
+(default: all).
+
+For each model (an MLP, a CNN with batch norm, a Transformer classifier with dropout) and
+each strategy it records the loss of each of 20 steps on the same global batches (32 rows:
+4 per device), and the largest parameter difference from the single-device run after them;
+then a Trainer fit of the CNN (an epoch per compiled call, and one step per call) per
+strategy, with augmentation and accumulation of 2 batches per update.
+"""
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdl.data import augment
+from jaxdl.models import CNN, MLP, TransformerClassifier
+from jaxdl.train import Trainer, create_train_state, make_train_step, parallel, steps
+
+STEPS, BATCH = 20, 32
+
+
+def data(kind: str, rng: np.random.Generator):
+    n = STEPS * BATCH
+    if kind == "tokens":
+        x = rng.integers(1, 20, size=(n, 12)).astype(np.int32)
+        y = (x[:, 0] > 10).astype(np.int32)
+    else:
+        x = rng.normal(size=(n, 8, 8, 1)).astype(np.float32)
+        y = (x.sum(axis=(1, 2, 3)) > 0).astype(np.int32)
+    return x, y
+
+
+MODELS = {
+    "mlp": (lambda: MLP(features=(64, 64, 2)), "image"),
+    "cnn_batch_norm": (lambda: CNN(channels=(8, 16), dense=(32,), num_classes=2, batch_norm=True), "image"),
+    "transformer_dropout": (
+        lambda: TransformerClassifier(
+            vocab_size=20, num_layers=1, d_model=16, num_heads=2, mlp_dim=32, max_len=12,
+            num_classes=2, dropout_rate=0.1,
+        ),
+        "tokens",
+    ),
+}
+
+
+def steps_run(model, x, y, strategy):
+    state = create_train_state(model, optax.adam(1e-2), x[:1], seed=0)
+    state = strategy.place_state(state)
+    step = strategy.compile_step(steps.make_train_step(axis_name=strategy.axis_name))
+    reference_step = make_train_step()
+    losses = []
+    for s in range(STEPS):
+        batch = {"x": x[s * BATCH : (s + 1) * BATCH], "y": y[s * BATCH : (s + 1) * BATCH],
+                 "mask": np.ones(BATCH, np.float32)}
+        acc = steps.zero_metrics(reference_step, jax.device_get(state), batch)
+        state, acc, _ = step(state, acc, jnp.asarray(-1, jnp.int32), batch)
+        loss = jax.device_get(acc["loss"])
+        losses.append(float(loss.total / loss.count))
+    return losses, jax.device_get(state.params)
+
+
+def main(parts):
+    rng = np.random.default_rng(0)
+    out = {"devices": jax.device_count(), "steps": {}, "fit": {}}
+    names = ["single", "pmap", "sharded", "fsdp"]
+    for model_name, (make, kind) in MODELS.items():
+        x, y = data(kind, rng)
+        if model_name not in parts:
+            continue
+        runs = {name: steps_run(make(), x, y, parallel.get_strategy(name)) for name in names}
+        base = runs["single"][1]
+        out["steps"][model_name] = {
+            name: {
+                "losses": losses,
+                "param_diff": {
+                    jax.tree_util.keystr(path): float(np.max(np.abs(a - b)))
+                    for (path, a), b in zip(
+                        jax.tree_util.tree_flatten_with_path(params)[0], jax.tree.leaves(base)
+                    )
+                },
+            }
+            for name, (losses, params) in runs.items()
+        }
+    x, y = data("image", rng)
+    for name in names if "fit" in parts else ():
+        for per_call in ("epoch", 1):
+            trainer = Trainer(
+                MODELS["cnn_batch_norm"][0](), strategy=name, steps_per_call=per_call,
+                augment=augment.compose(augment.random_flip(), augment.gaussian_noise(0.1)),
+                accumulate_steps=2, seed=1,
+            )
+            history = trainer.fit((x[:200], y[:200]), epochs=2, batch_size=BATCH, verbose=False)
+            evaluation = trainer.evaluate((x[200:300], y[200:300]), batch_size=50)
+            predictions = trainer.predict(x[300:337], batch_size=20)
+            out["fit"][f"{name}/{per_call}"] = {
+                "history": history, "evaluate": evaluation,
+                "predictions": np.asarray(predictions).tolist(),
+                "params": [np.asarray(p).ravel()[:50].tolist() for p in jax.tree.leaves(trainer.state.params)],
+            }
+    if "errors" in parts:
+        out["errors"] = {}
+        for name in ("pmap", "sharded"):
+            try:
+                Trainer(MLP(features=(4, 2)), strategy=name).fit((x[:60], y[:60]), batch_size=30, verbose=False)
+            except ValueError as error:
+                out["errors"][name] = str(error)
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1].split(",") if len(sys.argv) > 1 else [*MODELS, "fit", "errors"])
