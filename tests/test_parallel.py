@@ -6,12 +6,14 @@ The device count is fixed when JAX starts, so the runs happen in a process of th
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from jaxdl import parallel as jaxdl_parallel
 from jaxdl.train import parallel
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "strategies.py")
@@ -91,3 +93,70 @@ def test_fsdp_shards_the_largest_dimension_that_divides():
     assert strategy._spec((256, 60)) == parallel.P("data", None)
     assert strategy._spec((30, 50)) == parallel.P()  # nothing divides
     assert strategy._spec((16,)) == parallel.P()  # too small to be worth it
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_together_as_one(tmp_path):
+    """Two real processes (jax.distributed, CPU collectives) train one model over their
+    two devices; both end with the same parameters, those of a one-process run."""
+    scripts = os.path.join(os.path.dirname(__file__), "scripts")
+    port = str(free_port())
+    env = {**os.environ, "PYTHONPATH": scripts + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("XLA_FLAGS", None)
+    outs = [tmp_path / f"process{i}.json" for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, os.path.join(scripts, "two_processes.py"), str(i), port, str(out)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i, out in enumerate(outs)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    runs = [json.loads(out.read_text()) for out in outs]
+    assert [r["process_index"] for r in runs] == [0, 1]
+    for run in runs:
+        assert (run["process_count"], run["devices"], run["local_devices"]) == (2, 2, 1)
+        assert run["strategy"] == "sharded"  # the default with more than one device
+    assert runs[0]["params"] == runs[1]["params"]  # bit for bit
+    assert runs[0]["history"] == runs[1]["history"]
+
+    sys.path.insert(0, scripts)
+    try:
+        from tests_data import digits_subset
+    finally:
+        sys.path.remove(scripts)
+    import jax
+
+    from jaxdl import Trainer
+    from jaxdl.models import MLP
+
+    x, y = digits_subset()
+    alone = Trainer(MLP(features=(32, 10)), seed=3, optimizer="adam", learning_rate=3e-3)
+    history = alone.fit((x, y), epochs=3, batch_size=32, verbose=False)
+    np.testing.assert_allclose(runs[0]["history"]["loss"], history["loss"], rtol=1e-5)
+    for shared, own in zip(runs[0]["params"], jax.tree.leaves(alone.state.params)):
+        np.testing.assert_allclose(shared, np.asarray(own).ravel(), rtol=1e-4, atol=1e-6)
+
+
+def test_initialize_without_a_coordinator_is_one_process(monkeypatch):
+    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "TPU_NAME", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    info = jaxdl_parallel.initialize()
+    assert (info.process_index, info.process_count) == (0, 1)
+    assert info.local_devices == info.devices
+
+
+def test_initialize_reads_a_bad_environment_clearly(monkeypatch):
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
+    with pytest.raises(ValueError, match="JAX_NUM_PROCESSES: expected an integer, got 'two'"):
+        jaxdl_parallel.initialize()

@@ -43,11 +43,20 @@ def data(kind: str, rng: np.random.Generator):
 
 MODELS = {
     "mlp": (lambda: MLP(features=(64, 64, 2)), "image"),
-    "cnn_batch_norm": (lambda: CNN(channels=(8, 16), dense=(32,), num_classes=2, batch_norm=True), "image"),
+    "cnn_batch_norm": (
+        lambda: CNN(channels=(8, 16), dense=(32,), num_classes=2, batch_norm=True),
+        "image",
+    ),
     "transformer_dropout": (
         lambda: TransformerClassifier(
-            vocab_size=20, num_layers=1, d_model=16, num_heads=2, mlp_dim=32, max_len=12,
-            num_classes=2, dropout_rate=0.1,
+            vocab_size=20,
+            num_layers=1,
+            d_model=16,
+            num_heads=2,
+            mlp_dim=32,
+            max_len=12,
+            num_classes=2,
+            dropout_rate=0.1,
         ),
         "tokens",
     ),
@@ -61,8 +70,11 @@ def steps_run(model, x, y, strategy):
     reference_step = make_train_step()
     losses = []
     for s in range(STEPS):
-        batch = {"x": x[s * BATCH : (s + 1) * BATCH], "y": y[s * BATCH : (s + 1) * BATCH],
-                 "mask": np.ones(BATCH, np.float32)}
+        batch = {
+            "x": x[s * BATCH : (s + 1) * BATCH],
+            "y": y[s * BATCH : (s + 1) * BATCH],
+            "mask": np.ones(BATCH, np.float32),
+        }
         acc = steps.zero_metrics(reference_step, jax.device_get(state), batch)
         state, acc, _ = step(state, acc, jnp.asarray(-1, jnp.int32), batch)
         loss = jax.device_get(acc["loss"])
@@ -96,23 +108,32 @@ def main(parts):
     for name in names if "fit" in parts else ():
         for per_call in ("epoch", 1):
             trainer = Trainer(
-                MODELS["cnn_batch_norm"][0](), strategy=name, steps_per_call=per_call,
+                MODELS["cnn_batch_norm"][0](),
+                strategy=name,
+                steps_per_call=per_call,
                 augment=augment.compose(augment.random_flip(), augment.gaussian_noise(0.1)),
-                accumulate_steps=2, seed=1,
+                accumulate_steps=2,
+                seed=1,
             )
             history = trainer.fit((x[:200], y[:200]), epochs=2, batch_size=BATCH, verbose=False)
             evaluation = trainer.evaluate((x[200:300], y[200:300]), batch_size=50)
             predictions = trainer.predict(x[300:337], batch_size=20)
             out["fit"][f"{name}/{per_call}"] = {
-                "history": history, "evaluate": evaluation,
+                "history": history,
+                "evaluate": evaluation,
                 "predictions": np.asarray(predictions).tolist(),
-                "params": [np.asarray(p).ravel()[:50].tolist() for p in jax.tree.leaves(trainer.state.params)],
+                "params": [
+                    np.asarray(p).ravel()[:50].tolist()
+                    for p in jax.tree.leaves(trainer.state.params)
+                ],
             }
     if "errors" in parts:
         out["errors"] = {}
         for name in ("pmap", "sharded"):
             try:
-                Trainer(MLP(features=(4, 2)), strategy=name).fit((x[:60], y[:60]), batch_size=30, verbose=False)
+                Trainer(MLP(features=(4, 2)), strategy=name).fit(
+                    (x[:60], y[:60]), batch_size=30, verbose=False
+                )
             except ValueError as error:
                 out["errors"][name] = str(error)
     json.dump(out, sys.stdout)

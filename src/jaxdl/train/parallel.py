@@ -216,7 +216,9 @@ class Sharded(_Multi):
         shard = lambda tree: jax.tree.map(
             lambda a: NamedSharding(self.mesh, self._spec(tuple(np.shape(a)))), tree
         )
-        return replicate(state).replace(params=shard(state.params), opt_state=shard(state.opt_state))
+        return replicate(state).replace(
+            params=shard(state.params), opt_state=shard(state.opt_state)
+        )
 
     def _put(self, tree, shardings):
         """Place ``tree`` (host or device arrays, the same in every process) with

@@ -188,7 +188,9 @@ def make_train_step(
                 outputs, batch_stats = forward(state, params, x, train=True, rng=rng)
             values = per_example(outputs, batch["y"])
             objective_value = jnp.sum(values * scale) / jnp.maximum(count, 1.0)
-            scaled = objective_value if loss_scale is None else loss_scale.scale_loss(objective_value)
+            scaled = (
+                objective_value if loss_scale is None else loss_scale.scale_loss(objective_value)
+            )
             return scaled, (objective_value, outputs, batch_stats, values)
 
         (_, (loss_value, outputs, batch_stats, values)), grads = jax.value_and_grad(
