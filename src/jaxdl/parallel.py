@@ -42,9 +42,7 @@ class ProcessInfo(NamedTuple):
 
 def process_info() -> ProcessInfo:
     """This process's index and count, its own devices and those of the whole run."""
-    return ProcessInfo(
-        jax.process_index(), jax.process_count(), jax.local_devices(), jax.devices()
-    )
+    return ProcessInfo(jax.process_index(), jax.process_count(), jax.local_devices(), jax.devices())
 
 
 def _env_int(name: str) -> int | None:

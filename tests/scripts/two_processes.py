@@ -18,9 +18,9 @@ info = jaxdl.parallel.initialize(f"127.0.0.1:{port}", num_processes=2, process_i
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from tests_data import digits_subset  # noqa: E402
 
 from jaxdl.models import MLP  # noqa: E402
-from tests_data import digits_subset  # noqa: E402
 
 x, y = digits_subset()
 trainer = jaxdl.Trainer(MLP(features=(32, 10)), seed=3, optimizer="adam", learning_rate=3e-3)

@@ -122,7 +122,9 @@ class ResNet(nn.Module):
     Input (B, H, W, C); output (B, num_classes). ``small_inputs=True`` gives the ImageNet
     family the 3x3 stem without down-sampling, for 32x32 images or smaller. ``width``
     overrides the channels of the first stage and ``blocks`` the blocks per stage (both for
-    small test instances).
+    small test instances). ``remat=True`` recomputes each residual block's activations in
+    the backward pass (``jax.checkpoint``) instead of keeping them: less memory, the same
+    numbers.
     """
 
     depth: int = 20
@@ -130,6 +132,7 @@ class ResNet(nn.Module):
     small_inputs: bool = False
     width: int | None = None
     blocks: tuple[int, ...] | None = None
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -140,6 +143,8 @@ class ResNet(nn.Module):
         x = as_images(x)
         chex.assert_rank(x, 4)
         block, stages, base = RESNETS[self.depth]
+        if self.remat:
+            block = nn.remat(block, static_argnums=(2,))  # train is static
         base = self.width or base
         stages = self.blocks or stages
         imagenet = len(stages) == 4

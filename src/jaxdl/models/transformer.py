@@ -93,12 +93,37 @@ class TransformerBlock(nn.Module):
         return x + nn.Dropout(self.dropout_rate, deterministic=not train)(y)
 
 
+class _ScannedBlock(nn.Module):
+    """A causal ``TransformerBlock`` in the carry form ``nn.scan`` takes: x -> (x, None)."""
+
+    num_heads: int
+    mlp_dim: int
+    dropout_rate: float
+    decode: bool
+    max_len: int
+    train: bool
+
+    @nn.compact
+    def __call__(self, x, _=None):
+        block = TransformerBlock(
+            self.num_heads, self.mlp_dim, self.dropout_rate, True, self.decode, self.max_len,
+            name="block",
+        )  # fmt: skip
+        return block(x, None, self.train), None
+
+
+def _block(remat: bool):
+    """``TransformerBlock``, or its rematerialised form (``train`` is static)."""
+    return nn.remat(TransformerBlock, static_argnums=(3,)) if remat else TransformerBlock
+
+
 class _Embedding(nn.Module):
     vocab_size: int
     d_model: int
     max_len: int
     positions: str = "learned"
     decode: bool = False
+    remat: bool = False
 
     @nn.compact
     def __call__(self, tokens):
@@ -128,6 +153,8 @@ class TransformerClassifier(nn.Module):
     Attributes:
       pooling: "mean" over real tokens, "first" token, or "none" for one output per token.
       pad_id: token id of padding; such tokens are masked out of attention and pooling.
+      remat: recompute each block's activations in the backward pass (``jax.checkpoint``)
+        instead of keeping them: less memory for more compute, the same numbers.
     """
 
     vocab_size: int
@@ -141,6 +168,7 @@ class TransformerClassifier(nn.Module):
     positions: str = "learned"
     pooling: str = "mean"
     pad_id: int | None = None
+    remat: bool = False
 
     @nn.compact
     def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
@@ -152,9 +180,9 @@ class TransformerClassifier(nn.Module):
         )
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         for i in range(self.num_layers):
-            x = TransformerBlock(self.num_heads, self.mlp_dim, self.dropout_rate, name=f"block{i}")(
-                x, mask, train
-            )
+            x = _block(self.remat)(
+                self.num_heads, self.mlp_dim, self.dropout_rate, name=f"block{i}"
+            )(x, mask, train)
         x = nn.LayerNorm(name="norm")(x)
         if self.pooling == "mean":
             w = jnp.ones(tokens.shape, x.dtype) if valid is None else valid.astype(x.dtype)
@@ -170,7 +198,12 @@ class TransformerLM(nn.Module):
     """Decoder-only (causal) language model: token ids (B, T) -> next-token logits (B, T, V).
 
     ``generate`` continues a prompt with a key/value cache: the prompt is run once, then each
-    new token costs one step over a single position.
+    new token costs one step over a single position. ``remat`` recomputes each block's
+    activations in the backward pass (``jax.checkpoint``) instead of keeping them.
+    ``scan_layers`` runs the blocks as one ``nn.scan`` over parameters stacked on a leading
+    axis (``blocks/...``, (num_layers, ...)): one block to compile, and with ``remat`` only
+    each block's input is kept, which is where rematerialisation saves memory on every
+    backend (XLA's CPU scheduler does not reorder the recomputation of unrolled blocks).
     """
 
     vocab_size: int = 1000
@@ -182,6 +215,8 @@ class TransformerLM(nn.Module):
     dropout_rate: float = 0.0
     positions: str = "learned"
     decode: bool = False
+    remat: bool = False
+    scan_layers: bool = False
 
     @nn.compact
     def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
@@ -190,8 +225,23 @@ class TransformerLM(nn.Module):
             self.vocab_size, self.d_model, self.max_len, self.positions, self.decode, name="embed"
         )(tokens)
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        if self.scan_layers:
+            block = _ScannedBlock
+            if self.remat and not self.decode:
+                block = nn.remat(block, prevent_cse=False)
+            x, _ = nn.scan(
+                block,
+                variable_axes={"params": 0, "cache": 0},
+                split_rngs={"params": True, "dropout": True},
+                length=self.num_layers,
+                metadata_params={nn.PARTITION_NAME: None},
+            )(
+                self.num_heads, self.mlp_dim, self.dropout_rate, self.decode, self.max_len, train,
+                name="blocks",
+            )(x)  # fmt: skip
+            return nn.Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
         for i in range(self.num_layers):
-            x = TransformerBlock(
+            x = _block(self.remat and not self.decode)(
                 self.num_heads,
                 self.mlp_dim,
                 self.dropout_rate,
