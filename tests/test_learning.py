@@ -43,6 +43,7 @@ def test_recurrent_nets_read_digit_rows(digit_images, cell):
     assert trainer.evaluate(digit_images.test)["accuracy"] >= 0.95
 
 
+@pytest.mark.slow  # over 10 s on 2 cores; nox -s slow
 def test_lstm_solves_the_adding_problem_and_a_simple_rnn_does_not():
     data = jaxdl.data.load("adding", seed=0, length=50, n=6000)
     baseline = float(np.mean((data.test.y - data.train.y.mean()) ** 2))
@@ -56,6 +57,7 @@ def test_lstm_solves_the_adding_problem_and_a_simple_rnn_does_not():
     assert scores["simple"] > 5 * scores["lstm"]
 
 
+@pytest.mark.slow  # over 10 s on 2 cores; nox -s slow
 def test_transformer_reverses_held_out_sequences():
     data = jaxdl.data.load("reverse", seed=0, n=8000)
     model = jaxdl.models.TransformerClassifier(
@@ -66,6 +68,7 @@ def test_transformer_reverses_held_out_sequences():
     assert trainer.evaluate(data.test)["accuracy"] == 1.0
 
 
+@pytest.mark.slow  # over 10 s on 2 cores; nox -s slow
 def test_character_lm_beats_the_unigram_entropy_and_generates():
     text = jaxdl.data.load("pydoc_text", seed=0, seq_len=64)
     # bits per character of the best model that ignores context: train-split frequencies

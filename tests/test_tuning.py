@@ -17,6 +17,7 @@ def digits():
     return jaxdl.data.load("digits", seed=0)
 
 
+@pytest.mark.slow  # over 10 s on 2 cores; nox -s slow
 def test_sweep_of_eight_equals_eight_trainer_runs(digits):
     configs = [
         {"learning_rate": lr, "weight_decay": wd, "seed": seed}
