@@ -77,6 +77,8 @@ def test_float16_step_skips_an_overflowing_update_and_lowers_the_scale():
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="precision: expected one of float32, bfloat16, float16"):
         jaxdl.Trainer(MLP(features=(2,)), precision="fp8")
+    with pytest.raises(ValueError, match="the 'elbo' objective computes in float32"):
+        jaxdl.Trainer(jaxdl.models.VAE((4,), latent_dim=2), loss="elbo", precision="bfloat16")
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

@@ -24,6 +24,7 @@ prediction round their batch size up to a multiple, the extra rows padded and ma
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -304,7 +305,7 @@ def get_strategy(strategy="auto", devices: Sequence[jax.Device] | None = None):
     """A strategy object from a name of ``STRATEGIES`` (or the object itself). "auto" is
     "sharded" when more than one device is present, else "single"."""
     if isinstance(strategy, Single):
-        return strategy
+        return copy.copy(strategy)  # a Sharded one records its state's shardings
     if strategy not in STRATEGIES:
         raise ValueError(
             f"strategy: expected one of {', '.join(map(repr, STRATEGIES))} or a strategy "

@@ -209,6 +209,8 @@ class Trainer:
                 f"the {loss!r} objective runs with strategy='single' or 'sharded', not 'pmap'"
             )
         self.precision = precision_lib.check_policy(precision)
+        if self.objective and precision != "float32":
+            raise ValueError(f"the {loss!r} objective computes in float32; precision={precision!r}")
         if isinstance(accumulate_steps, bool) or not isinstance(accumulate_steps, int):
             raise TypeError(f"accumulate_steps: expected an int >= 1, got {accumulate_steps!r}")
         if accumulate_steps < 1:
@@ -322,12 +324,12 @@ class Trainer:
         if not self._compiled:
             num_classes = self.num_outputs if self.num_outputs and self.num_outputs > 1 else 2
             args = (self.loss, self.metrics, num_classes, self.loss_options)
+            options = {"augment": self.augment, "class_weights": self._class_weights}
             if self.objective == "elbo":
                 train_step, eval_step = objectives.make_elbo_steps()
             elif self.objective == "gan":
                 train_step, eval_step = objectives.make_gan_steps(self.model.latent_dim)
             else:
-                options = {"augment": self.augment, "class_weights": self._class_weights}
                 train_step = steps.make_train_step(*args, **options)
                 eval_step = steps.make_eval_step(*args)
             device_train_step, device_eval_step = train_step, eval_step
