@@ -42,8 +42,10 @@ def examples(session):
 
 @nox.session
 def bench(session):
-    """The quick benchmark suite; results go to benchmarks/results/."""
+    """The quick benchmark suite (about 5 minutes on 2 CPU cores); results go to
+    benchmarks/results/. Every suite: ``python benchmarks/run.py --suite NAME``."""
     session.install("-e", ".")
+    session.run("python", "benchmarks/run.py", "--suite", "quick", *session.posargs)
     session.run("python", "benchmarks/trainer_overhead.py", "--quick", *session.posargs)
     session.run("python", "benchmarks/gnn_step.py", "--quick", *session.posargs)
     session.run("python", "benchmarks/memory.py", *session.posargs)

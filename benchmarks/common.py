@@ -82,6 +82,13 @@ def summarize(seconds: list[float], steps: int) -> dict:
     }
 
 
+def cell(value) -> str:
+    """A table cell: floats to 4 significant digits, missing values as a dash."""
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def write(name: str, rows: list[dict], columns: list[str], out_dir: str = RESULTS) -> str:
     """Append ``rows`` to ``name.jsonl`` and write ``name.md``: a table plus the environment."""
     os.makedirs(out_dir, exist_ok=True)
@@ -93,8 +100,7 @@ def write(name: str, rows: list[dict], columns: list[str], out_dir: str = RESULT
     lines += [f"- {k}: {v}" for k, v in env.items()]
     lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cell(row.get(c)) for c in columns) + " |")
     path = os.path.join(out_dir, f"{name}.md")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

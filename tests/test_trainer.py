@@ -121,6 +121,31 @@ def test_trainer_matches_a_hand_written_optax_loop():
     )
 
 
+def test_compiled_train_step_is_the_step_fit_runs():
+    d = small_digits()
+    x, y = d.train.x[:64], d.train.y[:64]
+    fitted = jaxdl.Trainer(jaxdl.models.MLP(features=(32, 10)), seed=0, steps_per_call=1)
+    fitted.fit((x, y), epochs=1, batch_size=64, shuffle=False, verbose=False)
+
+    t = jaxdl.Trainer(jaxdl.models.MLP(features=(32, 10)), seed=0)
+    t.init(x)
+    batch = {"x": x, "y": y, "mask": np.ones(64, np.float32)}
+    step, carry, body = t.compiled_train_step(batch)
+    state, acc, first_bad = step(*carry, batch)
+    assert int(state.step) == 1 and int(first_bad) == -1
+    assert float(acc["loss"].count) == 64
+    jax.tree.map(np.testing.assert_array_equal, state.params, fitted.state.params)
+    # the uncompiled body computes the same step
+    fresh = jaxdl.Trainer(jaxdl.models.MLP(features=(32, 10)), seed=0)
+    fresh.init(x)
+    _, carry, _ = fresh.compiled_train_step(batch)
+    again, _, _ = jax.jit(body)(*carry, batch)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+        again.params, state.params,
+    )  # fmt: skip
+
+
 def test_masked_rows_do_not_change_the_step(rng):
     model = jaxdl.models.MLP(features=(8, 3))
     x = rng.normal(size=(10, 4)).astype(np.float32)

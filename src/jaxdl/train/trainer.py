@@ -12,7 +12,7 @@ import math
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -347,6 +347,22 @@ class Trainer:
                 "predict": strategy.compile_predict(),
             }
         return self._compiled
+
+    def compiled_train_step(self, batch: dict) -> tuple[Callable, tuple, Callable]:
+        """The training step exactly as ``fit(steps_per_call=1)`` runs it, for benchmarks and
+        hand-written loops; call ``init`` first.
+
+        ``batch``: {"x", "y", "mask"} of one training batch. Returns ``(step, carry, body)``:
+        ``step(*carry, batch) -> carry`` is compiled for this trainer's strategy and donates
+        the carry, which starts as (state, zero metric states, -1: no non-finite loss yet);
+        ``body`` is the same computation uncompiled, on one device and the global batch.
+        The first call donates ``self.state`` (the carry's first element): assign
+        ``trainer.state = carry[0]`` before the trainer is used again.
+        """
+        self._require_state()
+        fns = self._functions()
+        carry = (self.state, self._zero_metrics("train_step", batch), jnp.asarray(-1, jnp.int32))
+        return fns["step"], carry, steps.accumulate(fns["train_step"])
 
     def _zero_metrics(self, step_name: str, batch: dict) -> dict:
         """Fresh zero metric states; their structure is traced once and then cached."""

@@ -1,0 +1,73 @@
+"""Run a benchmark suite and write its figures with the machine, versions, date and command.
+
+Command: ``python benchmarks/run.py --suite NAME [--compare torch] [--out DIR]``; suites are
+described in ``suites.py`` (zoo, peers, pipeline, end_to_end, tta, quick). Results go to
+``DIR/NAME.jsonl`` (one JSON line per figure row, appended) and ``DIR/NAME.md`` (the table of
+this run), DIR defaulting to benchmarks/results/. ``--host-devices 8`` simulates 8 CPU
+devices, so that the zoo also runs "pmap", "sharded" and "fsdp". ``compare.py OLD NEW``
+compares two runs' JSON lines.
+
+Last run on 2 cores of an AMD EPYC (jax 0.10.2, torch 2.13.0 CPU, 2026-11-22):
+``--suite quick`` (``nox -s bench``) took about 3 minutes; see results/*.md for the
+figures of each suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--suite", required=True, help="zoo, peers, pipeline, end_to_end, tta, quick"
+    )
+    parser.add_argument("--compare", choices=["torch"], help="add PyTorch's step beside jaxdl's")
+    parser.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument("--models", nargs="+", help="zoo models to run (default: all)")
+    parser.add_argument("--sizes", nargs="+", choices=["small", "medium"])
+    parser.add_argument("--strategies", nargs="+", choices=["single", "pmap", "sharded", "fsdp"])
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per figure")
+    parser.add_argument("--min-round-s", type=float, default=0.5, help="shortest timed round")
+    parser.add_argument("--host-devices", type=int, help="simulate this many CPU devices")
+    args = parser.parse_args(argv)
+    if args.host_devices:  # must be set before JAX starts
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_force_host_platform_device_count={args.host_devices}"
+        )
+
+    import common
+    import suites
+
+    if args.suite not in suites.SUITES:
+        parser.error(f"--suite: expected one of {', '.join(suites.SUITES)}, got {args.suite!r}")
+    options = suites.Options(compare_torch=args.compare == "torch", repeats=args.repeats,
+                             min_round_s=args.min_round_s)  # fmt: skip
+    if args.models:
+        unknown = sorted(set(args.models) - set(suites.cases.MODELS))
+        if unknown:
+            parser.error(f"--models: unknown {unknown}; expected some of {suites.cases.MODELS}")
+        options.models = tuple(args.models)
+    if args.sizes:
+        options.sizes = tuple(args.sizes)
+    if args.strategies:
+        options.strategies = tuple(args.strategies)
+    env = common.environment()
+    print(f"suite {args.suite} on {env['cpu']} ({env['cores']} cores), {env['device']} "
+          f"x{env['device_count']}, jax {env['jax']}", flush=True)  # fmt: skip
+    start = time.perf_counter()
+    rows = suites.SUITES[args.suite](options)
+    for row in rows:
+        row["suite"] = args.suite
+    path = common.write(args.suite, rows, suites.COLUMNS[args.suite], args.out or common.RESULTS)
+    print(f"wrote {path} and its .jsonl ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""The suites of ``run.py``: each is a function ``(options) -> rows`` (dicts) that also prints
+one line per row as it goes.
+
+- zoo: every model of ``cases.py`` at each size with each strategy this machine supports
+  ("single"; with several devices also "pmap", "sharded", "fsdp"), timed by
+  ``harness.time_step`` on the step ``Trainer.fit(steps_per_call=1)`` runs.
+- peers: the four shapes of the model-zoo issue: jaxdl's step, a plain hand-written JAX
+  step, and with ``--compare torch`` PyTorch's best; ratios printed.
+- pipeline: the input pipeline alone on MNIST-shaped data (28x28x1) with augmentation on,
+  and its ratio to what the CNN's training step consumes.
+- end_to_end: ``Trainer.fit`` on the same data with the same augmentation, whole epochs,
+  against the step alone.
+- tta: time to accuracy: digits CNN to 0.98 test accuracy (CPU); MNIST CNN to 0.99 and
+  CIFAR-10 ResNet to 0.94 where a GPU and the prepared TFDS data sets are present (a row
+  says plainly why when not).
+- quick: the small zoo, pipeline, end_to_end and the digits tta (``nox -s bench``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cases
+import harness
+import jax
+import numpy as np
+import peers
+
+import jaxdl
+from jaxdl.data import augment as aug
+
+
+@dataclass
+class Options:
+    sizes: tuple[str, ...] = cases.SIZES
+    models: tuple[str, ...] = cases.MODELS
+    strategies: tuple[str, ...] | None = None  # None: every one this machine supports
+    compare_torch: bool = False
+    repeats: int = 5
+    min_round_s: float = 0.5
+    quick: bool = False
+
+
+def supported_strategies() -> tuple[str, ...]:
+    return ("single",) if jax.device_count() == 1 else ("single", "pmap", "sharded", "fsdp")
+
+
+def _print(row: dict, text: str) -> dict:
+    print(f"{row['case']:<28} {row.get('strategy', ''):<8} {text}", flush=True)
+    return row
+
+
+# ---------------------------------------------------------------- zoo and peers
+
+
+def zoo_row(case: cases.Case, strategy: str, options: Options, keep: list | None = None) -> dict:
+    """The harness's figures for ``case`` trained with ``strategy``; ``keep`` receives a
+    ``harness.runner`` of the warm step, for further rounds."""
+    trainer = jaxdl.Trainer(
+        case.model, optimizer="adam", learning_rate=1e-3, strategy=strategy,
+        **case.trainer_options,
+    )  # fmt: skip
+    trainer.init(case.x if case.single_device_only else case.x[:1])
+    batch = jax.device_put(case.batch)
+    step, carry, body = trainer.compiled_train_step(batch)
+    result, carry = harness.time_step(
+        step, carry, (batch,), cost_fn=body, repeats=options.repeats,
+        min_round_s=options.min_round_s, items_per_step=case.items_per_step,
+        num_devices=trainer.strategy.num_devices,
+    )  # fmt: skip
+    if keep is not None:
+        keep.append(harness.runner(step, carry, (batch,)))
+    return {
+        "case": f"{case.name}/{case.size}",
+        "strategy": strategy,
+        "devices": trainer.strategy.num_devices,
+        "description": case.description,
+        "item": case.item,
+        **result,
+    }
+
+
+def zoo(options: Options) -> list[dict]:
+    rows = []
+    strategies = options.strategies or supported_strategies()
+    for name in options.models:
+        for size in options.sizes:
+            case = cases.zoo_case(name, size)
+            for strategy in ("single",) if case.single_device_only else strategies:
+                row = zoo_row(case, strategy, options)
+                rows.append(_print(row, harness.summary_of(row)))
+    return rows
+
+
+def peers_suite(options: Options) -> list[dict]:
+    """jaxdl against the hand-written JAX step (and PyTorch's best variant) on the four peer
+    shapes. Each is first timed alone (compile time, FLOPs, the best PyTorch variant); then
+    rounds of each are taken in turn and the ratios are medians of per-round ratios."""
+    rows = []
+    for name in peers.SHAPES:
+        keep = []
+        row = zoo_row(cases.zoo_case(name, "medium"), "single", options, keep)
+        step, carry, inputs = peers.hand_step(name)
+        hand, carry = harness.time_step(
+            step, carry, inputs, repeats=options.repeats, min_round_s=options.min_round_s
+        )
+        row["hand_compile_s"] = hand["compile_s"]
+        runs = {"jaxdl": keep[0], "hand": harness.runner(step, carry, inputs)}
+        if options.compare_torch:
+            figures, runs["torch"] = peers.torch_best(name, options.repeats, options.min_round_s)
+            row.update(figures)
+        rates = harness.interleaved(runs, options.repeats, options.min_round_s)
+        text = f"jaxdl {np.median(rates['jaxdl']):.1f} steps/s"
+        for peer in runs.keys() - {"jaxdl"}:
+            ratios = [a / b for a, b in zip(rates["jaxdl"], rates[peer])]
+            row[f"{peer}_steps_per_s"] = float(np.median(rates[peer]))
+            row[f"ratio_to_{peer}"] = float(np.median(ratios))
+            row[f"ratio_to_{peer}_min"], row[f"ratio_to_{peer}_max"] = min(ratios), max(ratios)
+            text += f"; {peer} {row[f'{peer}_steps_per_s']:.1f}: {row[f'ratio_to_{peer}']:.2f}x"
+        row["interleaved_steps_per_s"] = float(np.median(rates["jaxdl"]))
+        rows.append(_print(row, text))
+    return rows
+
+
+# ---------------------------------------------------------------- pipeline
+
+MNIST_AUGMENT = aug.compose(
+    aug.random_translate(2), aug.random_rotation(10.0), aug.gaussian_noise(0.05), aug.cutout(8)
+)
+
+
+def mnist_shaped(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 28, 28, 1), np.float32), rng.integers(0, 10, n).astype(np.int32)
+
+
+def _rates(run_round, repeats: int) -> dict:
+    """``run_round() -> examples`` timed ``repeats`` times after one warm-up round."""
+    run_round()
+    seconds, examples = [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        examples = run_round()
+        seconds.append(time.perf_counter() - start)
+    rates = sorted(examples / s for s in seconds)
+    return {"items_per_s": rates[len(rates) // 2], "items_per_s_min": rates[0],
+            "items_per_s_max": rates[-1]}  # fmt: skip
+
+
+def pipeline(options: Options) -> list[dict]:
+    """Batches of MNIST-shaped data as ``Trainer.fit(steps_per_call=1)`` feeds them: host
+    shuffle and gather, copy to the device, augmentation compiled on the device."""
+    n, batch_size = (4096 if options.quick else 16384), 128
+    x, y = mnist_shaped(n)
+    augment = jax.jit(MNIST_AUGMENT)
+    key = jax.random.key(0)
+    epoch = [0]
+
+    def host_only():
+        indices, mask = jaxdl.data.epoch_indices(n, batch_size, shuffle=True, epoch=epoch[0])
+        epoch[0] += 1
+        for idx, m in zip(indices, mask):
+            batch = jax.device_put({"x": x[idx], "y": y[idx], "mask": m})
+        jax.block_until_ready(batch)
+        return n
+
+    def with_augment():
+        indices, mask = jaxdl.data.epoch_indices(n, batch_size, shuffle=True, epoch=epoch[0])
+        epoch[0] += 1
+        for s, (idx, m) in enumerate(zip(indices, mask)):
+            batch = jax.device_put({"x": x[idx], "y": y[idx], "mask": m})
+            images = augment(jax.random.fold_in(key, s), batch["x"])
+        jax.block_until_ready(images)
+        return n
+
+    step = zoo_row(cases.zoo_case("cnn", "medium"), "single", options)
+    rows = []
+    for name, run in (("gather+copy", host_only), ("gather+copy+augment", with_augment)):
+        row = {"case": f"pipeline/{name}", "strategy": "single", "item": "examples",
+               "description": f"MNIST-shaped {n} examples, batch {batch_size}",
+               **_rates(run, options.repeats)}  # fmt: skip
+        row["cnn_step_items_per_s"] = step["items_per_s"]
+        row["ratio_to_step"] = row["items_per_s"] / step["items_per_s"]
+        rows.append(_print(row, f"{row['items_per_s']:10.0f} examples/s, "
+                                f"{row['ratio_to_step']:.1f}x the CNN step's "
+                                f"{step['items_per_s']:.0f}"))  # fmt: skip
+    return rows
+
+
+def end_to_end(options: Options) -> list[dict]:
+    """``Trainer.fit`` with augmentation on MNIST-shaped data, against the same trainer's
+    compiled step alone on one fixed batch: rounds of one epoch each, the two interleaved
+    so that a slow spell of a shared machine hits both alike."""
+    n, batch_size = (4096 if options.quick else 16384), 128
+    x, y = mnist_shaped(n)
+    case = cases.zoo_case("cnn", "medium")
+    batch = jax.device_put({"x": x[:batch_size], "y": y[:batch_size],
+                            "mask": np.ones(batch_size, bool)})  # fmt: skip
+    rows = []
+    for mode in ("epoch", 1):
+        trainer = jaxdl.Trainer(
+            case.model, optimizer="adam", learning_rate=1e-3, augment=MNIST_AUGMENT,
+            steps_per_call=mode,
+        )  # fmt: skip
+        start = time.perf_counter()
+        trainer.fit((x, y), epochs=1, batch_size=batch_size, verbose=False)
+        jax.block_until_ready(trainer.state.params)
+        first = time.perf_counter() - start
+        step, carry, _ = trainer.compiled_train_step(batch)
+        carry = jax.block_until_ready(step(*carry, batch))
+        trainer.state = carry[0]
+        steps = -(-n // batch_size)
+        fit_s, step_s = [], []
+        for _ in range(options.repeats):
+            start = time.perf_counter()
+            trainer.fit((x, y), epochs=1, batch_size=batch_size, verbose=False)
+            jax.block_until_ready(trainer.state.params)
+            fit_s.append(time.perf_counter() - start)
+            carry = (trainer.state, *carry[1:])
+            start = time.perf_counter()
+            for _ in range(steps):
+                carry = step(*carry, batch)
+            jax.block_until_ready(carry)
+            step_s.append(time.perf_counter() - start)
+            trainer.state = carry[0]  # the step donated the trainer's state
+        rates = sorted(n / s for s in fit_s)
+        ratios = sorted(b / a for a, b in zip(fit_s, step_s))
+        row = {"case": f"end_to_end/steps_per_call={mode}", "strategy": "single",
+               "item": "examples", "description": f"{case.description}, augmented, {n} per epoch",
+               "first_epoch_s": first, "items_per_s": rates[len(rates) // 2],
+               "items_per_s_min": rates[0], "items_per_s_max": rates[-1],
+               "step_items_per_s": sorted(n / s for s in step_s)[len(step_s) // 2],
+               "ratio_to_step": ratios[len(ratios) // 2]}  # fmt: skip
+        text = f"{row['items_per_s']:10.0f} examples/s, {row['ratio_to_step']:.2f}x the step "
+        text += f"alone ({row['step_items_per_s']:.0f}; first epoch {first:.1f} s)"
+        rows.append(_print(row, text))
+    return rows
+
+
+# ---------------------------------------------------------------- time to accuracy
+
+
+class _UntilAccuracy(jaxdl.train.Callback):
+    """Evaluate the test split after every epoch (off the clock); stop at ``target``."""
+
+    def __init__(self, test, target: float):
+        self.test, self.target = test, target
+        self.paused, self.accuracy, self.epochs = 0.0, 0.0, 0
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        start = time.perf_counter()
+        self.accuracy = trainer.evaluate(self.test)["accuracy"]
+        self.epochs = epoch + 1
+        trainer.stop_training = self.accuracy >= self.target
+        self.paused += time.perf_counter() - start
+
+
+def time_to_accuracy(name, data, model, target, *, max_epochs, batch_size, **trainer_kw) -> dict:
+    trainer = jaxdl.Trainer(model, metrics=("accuracy",), seed=0, **trainer_kw)
+    until = _UntilAccuracy(data.test, target)
+    start = time.perf_counter()
+    trainer.fit(data.train, epochs=max_epochs, batch_size=batch_size, callbacks=[until],
+                verbose=False)  # fmt: skip
+    seconds = time.perf_counter() - start - until.paused
+    return {"case": f"tta/{name}", "strategy": trainer.strategy.name, "target": target,
+            "reached": until.accuracy >= target, "test_accuracy": until.accuracy,
+            "epochs": until.epochs, "seconds_to_target": seconds}  # fmt: skip
+
+
+def _not_run(name: str, target: float, why: str) -> dict:
+    return {"case": f"tta/{name}", "target": target, "reached": None, "not_run": why}
+
+
+def tta(options: Options) -> list[dict]:
+    m = jaxdl.models
+    rows = []
+    digits = jaxdl.data.load("digits", seed=0, image=True)
+    row = time_to_accuracy(
+        "digits_cnn", digits, m.CNN((32, 64), (128,), 10, dropout_rate=0.3), 0.98,
+        max_epochs=30, batch_size=64, optimizer="adamw", learning_rate=2e-3, schedule="cosine",
+    )  # fmt: skip
+    rows.append(row)
+    gpu = jax.devices()[0].platform == "gpu"
+    recipes = {
+        "mnist_cnn": ("mnist", 0.99, lambda: m.CNN((32, 64), (256,), 10, dropout_rate=0.25),
+                      {"max_epochs": 10, "batch_size": 256, "optimizer": "adamw",
+                       "learning_rate": 3e-3, "schedule": "warmup_cosine"}),
+        "cifar10_resnet": ("cifar10", 0.94, lambda: m.ResNet(20, 10),
+                           {"max_epochs": 40, "batch_size": 512, "optimizer": "nesterov",
+                            "learning_rate": 0.4, "schedule": "warmup_cosine",
+                            "augment": aug.compose(aug.random_flip(), aug.random_crop(4))}),
+    }  # fmt: skip
+    for name, (data_name, target, make_model, recipe) in recipes.items():
+        if not gpu:
+            rows.append(_not_run(name, target, "no GPU on this machine"))
+            continue
+        try:
+            data = jaxdl.data.load(data_name, seed=0)
+        except FileNotFoundError as error:
+            rows.append(_not_run(name, target, f"{data_name} not prepared: {error}"))
+            continue
+        rows.append(time_to_accuracy(name, data, make_model(), target, **recipe))
+    for row in rows:
+        if row.get("not_run"):
+            _print(row, f"not run: {row['not_run']}")
+        else:
+            _print(
+                row,
+                f"test accuracy {row['test_accuracy']:.4f} after {row['epochs']} epochs,"
+                f" {row['seconds_to_target']:.1f} s"
+                + ("" if row["reached"] else f" (target {row['target']} NOT reached)"),
+            )
+    return rows
+
+
+def quick(options: Options) -> list[dict]:
+    options.sizes, options.quick = ("small",), True
+    options.min_round_s, options.repeats = min(options.min_round_s, 0.2), min(options.repeats, 3)
+    return zoo(options) + pipeline(options) + end_to_end(options) + tta(options)
+
+
+SUITES = {
+    "zoo": zoo,
+    "peers": peers_suite,
+    "pipeline": pipeline,
+    "end_to_end": end_to_end,
+    "tta": tta,
+    "quick": quick,
+}
+
+# What each suite's Markdown table shows (every figure is in the JSON lines).
+COLUMNS = {
+    "zoo": ["case", "strategy", "steps_per_s", "steps_per_s_min", "steps_per_s_max",
+            "items_per_s", "item", "trace_s", "lower_s", "compile_s", "flops_per_step",
+            "flops_source", "achieved_flops", "fraction_of_peak", "temp_bytes"],
+    "peers": ["case", "interleaved_steps_per_s", "hand_steps_per_s", "ratio_to_hand",
+              "torch_steps_per_s", "torch_best", "ratio_to_torch", "ratio_to_torch_min",
+              "ratio_to_torch_max", "compile_s", "hand_compile_s", "achieved_flops"],
+    "pipeline": ["case", "items_per_s", "items_per_s_min", "items_per_s_max",
+                 "cnn_step_items_per_s", "ratio_to_step"],
+    "end_to_end": ["case", "items_per_s", "items_per_s_min", "items_per_s_max",
+                   "step_items_per_s", "ratio_to_step", "first_epoch_s"],
+    "tta": ["case", "target", "reached", "test_accuracy", "epochs", "seconds_to_target",
+            "not_run"],
+}  # fmt: skip
+COLUMNS["quick"] = COLUMNS["zoo"] + ["ratio_to_step", "test_accuracy", "seconds_to_target"]
