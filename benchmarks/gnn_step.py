@@ -32,24 +32,11 @@ import time
 import common  # benchmarks/common.py, beside this script
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
+from cases import random_graphs  # benchmarks/cases.py
 
 import jaxdl
-from jaxdl import graphs
 from jaxdl.train import steps as steps_lib
-
-
-def random_graphs(count: int, seed: int = 0) -> graphs.GraphDataset:
-    rng = np.random.default_rng(seed)
-    items = []
-    for _ in range(count):
-        n = int(rng.integers(20, 41))
-        upper = np.triu(rng.random((n, n)) < 0.15, 1)
-        senders, receivers = np.nonzero(upper | upper.T)
-        nodes = rng.normal(size=(n, 16)).astype(np.float32)
-        items.append(graphs.make_graph(senders, receivers, nodes=nodes))
-    return graphs.GraphDataset(items, rng.integers(0, 2, count).astype(np.int32))
 
 
 def hand_loop(model, data, batch_size: int, traces: list):

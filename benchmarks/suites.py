@@ -40,6 +40,7 @@ class Options:
     repeats: int = 5
     min_round_s: float = 0.5
     quick: bool = False
+    precision: str = "float32"  # a policy of jaxdl.train.precision; the peak's dtype
 
 
 def supported_strategies() -> tuple[str, ...]:
@@ -59,7 +60,7 @@ def zoo_row(case: cases.Case, strategy: str, options: Options, keep: list | None
     ``harness.runner`` of the warm step, for further rounds."""
     trainer = jaxdl.Trainer(
         case.model, optimizer="adam", learning_rate=1e-3, strategy=strategy,
-        **case.trainer_options,
+        precision=options.precision, **case.trainer_options,
     )  # fmt: skip
     trainer.init(case.x if case.single_device_only else case.x[:1])
     batch = jax.device_put(case.batch)
@@ -68,12 +69,14 @@ def zoo_row(case: cases.Case, strategy: str, options: Options, keep: list | None
         step, carry, (batch,), cost_fn=body, repeats=options.repeats,
         min_round_s=options.min_round_s, items_per_step=case.items_per_step,
         num_devices=trainer.strategy.num_devices,
+        dtype=options.precision,
     )  # fmt: skip
     if keep is not None:
         keep.append(harness.runner(step, carry, (batch,)))
     return {
         "case": f"{case.name}/{case.size}",
         "strategy": strategy,
+        "precision": options.precision,
         "devices": trainer.strategy.num_devices,
         "description": case.description,
         "item": case.item,
