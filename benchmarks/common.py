@@ -72,14 +72,15 @@ def time_repeats(run: Callable[[], None], repeats: int) -> list[float]:
     return times
 
 
+def summarize_rates(rates: list[float], name: str = "steps_per_s") -> dict:
+    """Median, min and max of per-round rates, as ``name``, ``name_min``, ``name_max``."""
+    rates = sorted(rates)
+    return {name: statistics.median(rates), f"{name}_min": rates[0], f"{name}_max": rates[-1]}
+
+
 def summarize(seconds: list[float], steps: int) -> dict:
     """Median, min and max steps/s over repeats of ``steps`` steps each."""
-    rates = sorted(steps / s for s in seconds)
-    return {
-        "steps_per_s": statistics.median(rates),
-        "steps_per_s_min": rates[0],
-        "steps_per_s_max": rates[-1],
-    }
+    return summarize_rates([steps / s for s in seconds])
 
 
 def cell(value) -> str:

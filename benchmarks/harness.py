@@ -46,10 +46,9 @@ _recording: list[dict] = []  # the recorders now listening; appended by ``compil
 
 
 def _listen(event: str, seconds: float, **_) -> None:
-    phase = _PHASES.get(event)
-    for record in _recording:
-        if phase:
-            record[phase] += seconds
+    if event in _PHASES:
+        for record in _recording:
+            record[_PHASES[event]] += seconds
 
 
 monitoring.register_event_duration_secs_listener(_listen)
@@ -161,30 +160,18 @@ def time_step(
     num_devices: int = 1,
 ) -> tuple[dict, tuple]:
     """Measure ``carry = call(*carry, *inputs)``; see the module docstring. Returns the
-    figures and the last carry. ``cost_fn``
-    (default ``call``) is compiled once more, on one device, for XLA's analyses."""
+    figures and the last carry. ``cost_fn`` (default ``call``) is compiled once more, on one
+    device, for XLA's analyses."""
     with compile_times() as phases:
         start = time.perf_counter()
         carry = jax.block_until_ready(call(*carry, *inputs))
         first_call_s = time.perf_counter() - start
-    for _ in range(warmup):
-        carry = call(*carry, *inputs)
-    jax.block_until_ready(carry)
-
-    def round_of(n: int) -> float:
-        nonlocal carry
-        start = time.perf_counter()
-        for _ in range(n):
-            carry = call(*carry, *inputs)
-        jax.block_until_ready(carry)
-        return time.perf_counter() - start
-
-    steps = 1
-    while round_of(steps) < min_round_s:
-        steps *= 2
-    seconds = [round_of(steps) for _ in range(repeats)]
-    result = {**phases, "first_call_s": first_call_s, "steps_per_round": steps}
-    result.update(common.summarize(seconds, steps))
+    run = Runner(call, carry, inputs)
+    run(warmup)
+    rates, steps = interleaved({"step": run}, repeats, min_round_s)
+    carry = run.carry
+    result = {**phases, "first_call_s": first_call_s, "steps_per_round": steps["step"]}
+    result.update(common.summarize_rates(rates["step"]))
     if items_per_step:
         result["items_per_s"] = items_per_step * result["steps_per_s"]
 
@@ -224,22 +211,25 @@ def summary_of(result: dict) -> str:
     return text
 
 
-def runner(call: Callable, carry: tuple, inputs: tuple = ()) -> Callable[[int], None]:
-    """``run(n)``: ``n`` more steps of ``carry = call(*carry, *inputs)``, blocking at the end."""
-    state = {"carry": carry}
+class Runner:
+    """``run(n)``: ``n`` more steps of ``carry = call(*carry, *inputs)``, blocking at the
+    end; ``run.carry`` is the latest carry."""
 
-    def run(n: int) -> None:
-        carry = state["carry"]
+    def __init__(self, call: Callable, carry: tuple, inputs: tuple = ()):
+        self.call, self.carry, self.inputs = call, carry, inputs
+
+    def __call__(self, n: int) -> None:
+        carry = self.carry
         for _ in range(n):
-            carry = call(*carry, *inputs)
-        state["carry"] = jax.block_until_ready(carry)
-
-    return run
+            carry = self.call(*carry, *self.inputs)
+        self.carry = jax.block_until_ready(carry)
 
 
 def interleaved(runs: dict[str, Callable[[int], None]], repeats: int, min_round_s: float):
-    """Steps/s of each ``run(n)`` (already warm) over ``repeats`` rounds taken in turn, so a
-    slow spell of a shared machine hits every one alike: {name: [rate per round]}."""
+    """Rates of each ``run(n)`` (n steps, epochs...; already warm) over ``repeats`` rounds
+    taken in turn, so a slow spell of a shared machine hits every one alike. Each run's
+    round length doubles from 1 until a round lasts ``min_round_s``. Returns ({name: [n
+    per second, one per round]}, {name: n per round})."""
 
     def timed(run, n: int) -> float:
         start = time.perf_counter()
@@ -255,4 +245,4 @@ def interleaved(runs: dict[str, Callable[[int], None]], repeats: int, min_round_
     for _ in range(repeats):
         for name, run in runs.items():
             rates[name].append(steps[name] / timed(run, steps[name]))
-    return rates
+    return rates, steps

@@ -157,8 +157,8 @@ def torch_rate(name: str, variant: str, repeats: int, min_round_s: float):
     """PyTorch's steps/s for ``name`` and ``variant``, timed like ``harness.time_step``, and
     the warm ``run(n)``."""
     run, warmup_s = torch_runner(name, variant)
-    rates = harness.interleaved({variant: run}, repeats, min_round_s)[variant]
-    return {**common.summarize([1 / r for r in rates], 1), "warmup_s": warmup_s}, run
+    rates, _ = harness.interleaved({variant: run}, repeats, min_round_s)
+    return {**common.summarize_rates(rates[variant]), "warmup_s": warmup_s}, run
 
 
 def torch_best(name: str, repeats: int, min_round_s: float, compile: bool = True):

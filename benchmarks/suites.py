@@ -18,10 +18,12 @@ one line per row as it goes.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 
 import cases
+import common
 import harness
 import jax
 import numpy as np
@@ -52,12 +54,17 @@ def _print(row: dict, text: str) -> dict:
     return row
 
 
+def ratios(ours: list[float], theirs: list[float], name: str) -> dict:
+    """Median, min and max of the per-round ratios of two interleaved runs' rates."""
+    return common.summarize_rates([a / b for a, b in zip(ours, theirs)], name)
+
+
 # ---------------------------------------------------------------- zoo and peers
 
 
 def zoo_row(case: cases.Case, strategy: str, options: Options, keep: list | None = None) -> dict:
     """The harness's figures for ``case`` trained with ``strategy``; ``keep`` receives a
-    ``harness.runner`` of the warm step, for further rounds."""
+    ``harness.Runner`` of the warm step, for further rounds."""
     trainer = jaxdl.Trainer(
         case.model, optimizer="adam", learning_rate=1e-3, strategy=strategy,
         precision=options.precision, **case.trainer_options,
@@ -72,7 +79,7 @@ def zoo_row(case: cases.Case, strategy: str, options: Options, keep: list | None
         dtype=options.precision,
     )  # fmt: skip
     if keep is not None:
-        keep.append(harness.runner(step, carry, (batch,)))
+        keep.append(harness.Runner(step, carry, (batch,)))
     return {
         "case": f"{case.name}/{case.size}",
         "strategy": strategy,
@@ -109,19 +116,17 @@ def peers_suite(options: Options) -> list[dict]:
             step, carry, inputs, repeats=options.repeats, min_round_s=options.min_round_s
         )
         row["hand_compile_s"] = hand["compile_s"]
-        runs = {"jaxdl": keep[0], "hand": harness.runner(step, carry, inputs)}
+        runs = {"jaxdl": keep[0], "hand": harness.Runner(step, carry, inputs)}
         if options.compare_torch:
             figures, runs["torch"] = peers.torch_best(name, options.repeats, options.min_round_s)
             row.update(figures)
-        rates = harness.interleaved(runs, options.repeats, options.min_round_s)
-        text = f"jaxdl {np.median(rates['jaxdl']):.1f} steps/s"
-        for peer in runs.keys() - {"jaxdl"}:
-            ratios = [a / b for a, b in zip(rates["jaxdl"], rates[peer])]
-            row[f"{peer}_steps_per_s"] = float(np.median(rates[peer]))
-            row[f"ratio_to_{peer}"] = float(np.median(ratios))
-            row[f"ratio_to_{peer}_min"], row[f"ratio_to_{peer}_max"] = min(ratios), max(ratios)
+        rates, _ = harness.interleaved(runs, options.repeats, options.min_round_s)
+        row["interleaved_steps_per_s"] = statistics.median(rates["jaxdl"])
+        text = f"jaxdl {row['interleaved_steps_per_s']:.1f} steps/s"
+        for peer in [name for name in runs if name != "jaxdl"]:
+            row[f"{peer}_steps_per_s"] = statistics.median(rates[peer])
+            row.update(ratios(rates["jaxdl"], rates[peer], f"ratio_to_{peer}"))
             text += f"; {peer} {row[f'{peer}_steps_per_s']:.1f}: {row[f'ratio_to_{peer}']:.2f}x"
-        row["interleaved_steps_per_s"] = float(np.median(rates["jaxdl"]))
         rows.append(_print(row, text))
     return rows
 
@@ -138,107 +143,93 @@ def mnist_shaped(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((n, 28, 28, 1), np.float32), rng.integers(0, 10, n).astype(np.int32)
 
 
-def _rates(run_round, repeats: int) -> dict:
-    """``run_round() -> examples`` timed ``repeats`` times after one warm-up round."""
-    run_round()
-    seconds, examples = [], 0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        examples = run_round()
-        seconds.append(time.perf_counter() - start)
-    rates = sorted(examples / s for s in seconds)
-    return {"items_per_s": rates[len(rates) // 2], "items_per_s_min": rates[0],
-            "items_per_s_max": rates[-1]}  # fmt: skip
-
-
 def pipeline(options: Options) -> list[dict]:
     """Batches of MNIST-shaped data as ``Trainer.fit(steps_per_call=1)`` feeds them: host
-    shuffle and gather, copy to the device, augmentation compiled on the device."""
+    shuffle and gather, copy to the device, and augmentation compiled on the device; epochs
+    of each taken in turn."""
     n, batch_size = (4096 if options.quick else 16384), 128
     x, y = mnist_shaped(n)
     augment = jax.jit(MNIST_AUGMENT)
     key = jax.random.key(0)
-    epoch = [0]
 
-    def host_only():
-        indices, mask = jaxdl.data.epoch_indices(n, batch_size, shuffle=True, epoch=epoch[0])
-        epoch[0] += 1
-        for idx, m in zip(indices, mask):
-            batch = jax.device_put({"x": x[idx], "y": y[idx], "mask": m})
-        jax.block_until_ready(batch)
-        return n
+    def epochs_of(augmented: bool):
+        done = [0]
 
-    def with_augment():
-        indices, mask = jaxdl.data.epoch_indices(n, batch_size, shuffle=True, epoch=epoch[0])
-        epoch[0] += 1
-        for s, (idx, m) in enumerate(zip(indices, mask)):
-            batch = jax.device_put({"x": x[idx], "y": y[idx], "mask": m})
-            images = augment(jax.random.fold_in(key, s), batch["x"])
-        jax.block_until_ready(images)
-        return n
+        def run(epochs: int) -> None:
+            for _ in range(epochs):
+                indices, mask = jaxdl.data.epoch_indices(n, batch_size, shuffle=True, epoch=done[0])
+                done[0] += 1
+                for s, (idx, m) in enumerate(zip(indices, mask)):
+                    batch = jax.device_put({"x": x[idx], "y": y[idx], "mask": m})
+                    if augmented:
+                        batch["x"] = augment(jax.random.fold_in(key, s), batch["x"])
+                jax.block_until_ready(batch)
+
+        run(1)  # warm-up: compiles the augmentation
+        return run
 
     step = zoo_row(cases.zoo_case("cnn", "medium"), "single", options)
+    runs = {"gather+copy": epochs_of(False), "gather+copy+augment": epochs_of(True)}
+    rates, _ = harness.interleaved(runs, options.repeats, options.min_round_s)
     rows = []
-    for name, run in (("gather+copy", host_only), ("gather+copy+augment", with_augment)):
+    for name, epochs_per_s in rates.items():
         row = {"case": f"pipeline/{name}", "strategy": "single", "item": "examples",
                "description": f"MNIST-shaped {n} examples, batch {batch_size}",
-               **_rates(run, options.repeats)}  # fmt: skip
-        row["cnn_step_items_per_s"] = step["items_per_s"]
+               **common.summarize_rates([n * r for r in epochs_per_s], "items_per_s"),
+               "cnn_step_items_per_s": step["items_per_s"]}  # fmt: skip
         row["ratio_to_step"] = row["items_per_s"] / step["items_per_s"]
-        rows.append(_print(row, f"{row['items_per_s']:10.0f} examples/s, "
-                                f"{row['ratio_to_step']:.1f}x the CNN step's "
-                                f"{step['items_per_s']:.0f}"))  # fmt: skip
+        text = f"{row['items_per_s']:10.0f} examples/s, {row['ratio_to_step']:.1f}x the CNN "
+        rows.append(_print(row, text + f"step's {step['items_per_s']:.0f}"))
     return rows
 
 
 def end_to_end(options: Options) -> list[dict]:
-    """``Trainer.fit`` with augmentation on MNIST-shaped data, against the same trainer's
-    compiled step alone on one fixed batch: rounds of one epoch each, the two interleaved
-    so that a slow spell of a shared machine hits both alike."""
+    """``Trainer.fit`` with augmentation on MNIST-shaped data, whole epochs compiled and one
+    step per call, each against the same trainer's compiled step alone on one fixed batch."""
+    return [_fit_against_step(mode, options) for mode in ("epoch", 1)]
+
+
+def _fit_against_step(mode, options: Options) -> dict:
+    """Rounds of ``fit`` and of the step alone taken in turn, so that a slow spell of a
+    shared machine hits both alike."""
     n, batch_size = (4096 if options.quick else 16384), 128
     x, y = mnist_shaped(n)
     case = cases.zoo_case("cnn", "medium")
     batch = jax.device_put({"x": x[:batch_size], "y": y[:batch_size],
                             "mask": np.ones(batch_size, bool)})  # fmt: skip
-    rows = []
-    for mode in ("epoch", 1):
-        trainer = jaxdl.Trainer(
-            case.model, optimizer="adam", learning_rate=1e-3, augment=MNIST_AUGMENT,
-            steps_per_call=mode,
-        )  # fmt: skip
-        start = time.perf_counter()
-        trainer.fit((x, y), epochs=1, batch_size=batch_size, verbose=False)
+    trainer = jaxdl.Trainer(
+        case.model, optimizer="adam", learning_rate=1e-3, augment=MNIST_AUGMENT,
+        steps_per_call=mode,
+    )  # fmt: skip
+
+    def fit(epochs: int) -> None:
+        trainer.fit((x, y), epochs=epochs, batch_size=batch_size, verbose=False)
         jax.block_until_ready(trainer.state.params)
-        first = time.perf_counter() - start
-        step, carry, _ = trainer.compiled_train_step(batch)
-        carry = jax.block_until_ready(step(*carry, batch))
-        trainer.state = carry[0]
-        steps = -(-n // batch_size)
-        fit_s, step_s = [], []
-        for _ in range(options.repeats):
-            start = time.perf_counter()
-            trainer.fit((x, y), epochs=1, batch_size=batch_size, verbose=False)
-            jax.block_until_ready(trainer.state.params)
-            fit_s.append(time.perf_counter() - start)
-            carry = (trainer.state, *carry[1:])
-            start = time.perf_counter()
-            for _ in range(steps):
-                carry = step(*carry, batch)
-            jax.block_until_ready(carry)
-            step_s.append(time.perf_counter() - start)
-            trainer.state = carry[0]  # the step donated the trainer's state
-        rates = sorted(n / s for s in fit_s)
-        ratios = sorted(b / a for a, b in zip(fit_s, step_s))
-        row = {"case": f"end_to_end/steps_per_call={mode}", "strategy": "single",
-               "item": "examples", "description": f"{case.description}, augmented, {n} per epoch",
-               "first_epoch_s": first, "items_per_s": rates[len(rates) // 2],
-               "items_per_s_min": rates[0], "items_per_s_max": rates[-1],
-               "step_items_per_s": sorted(n / s for s in step_s)[len(step_s) // 2],
-               "ratio_to_step": ratios[len(ratios) // 2]}  # fmt: skip
-        text = f"{row['items_per_s']:10.0f} examples/s, {row['ratio_to_step']:.2f}x the step "
-        text += f"alone ({row['step_items_per_s']:.0f}; first epoch {first:.1f} s)"
-        rows.append(_print(row, text))
-    return rows
+
+    start = time.perf_counter()
+    fit(1)
+    first = time.perf_counter() - start
+    step = harness.Runner(*trainer.compiled_train_step(batch)[:2], (batch,))
+
+    def steps_alone(k: int) -> None:
+        step.carry = (trainer.state, *step.carry[1:])
+        step(k)
+        trainer.state = step.carry[0]  # the step donated the trainer's state
+
+    steps_alone(1)  # compiles the step
+    rates, _ = harness.interleaved(
+        {"fit": fit, "step": steps_alone}, options.repeats, options.min_round_s
+    )
+    fit_rates = [n * r for r in rates["fit"]]  # examples/s
+    step_rates = [batch_size * r for r in rates["step"]]
+    row = {"case": f"end_to_end/steps_per_call={mode}", "strategy": "single",
+           "item": "examples", "description": f"{case.description}, augmented, {n} per epoch",
+           "first_epoch_s": first, **common.summarize_rates(fit_rates, "items_per_s"),
+           "step_items_per_s": statistics.median(step_rates),
+           **ratios(fit_rates, step_rates, "ratio_to_step")}  # fmt: skip
+    text = f"{row['items_per_s']:10.0f} examples/s, {row['ratio_to_step']:.2f}x the step "
+    text += f"alone ({row['step_items_per_s']:.0f}; first epoch {first:.1f} s)"
+    return _print(row, text)
 
 
 # ---------------------------------------------------------------- time to accuracy
