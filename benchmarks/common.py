@@ -29,6 +29,7 @@ def cpu_model() -> str:
 def environment() -> dict:
     """Machine, device and library versions, the date and the command line."""
     import flax
+    import grain
     import jax
     import jaxlib
     import optax
@@ -44,6 +45,7 @@ def environment() -> dict:
         "jaxlib": jaxlib.__version__,
         "flax": flax.__version__,
         "optax": optax.__version__,
+        "grain": grain.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
     }

@@ -7,9 +7,10 @@ one line per row as it goes.
 - peers: the four shapes of the model-zoo issue: jaxdl's step, a plain hand-written JAX
   step, and with ``--compare torch`` PyTorch's best; ratios printed.
 - pipeline: the input pipeline alone on MNIST-shaped data (28x28x1) with augmentation on,
-  and its ratio to what the CNN's training step consumes.
-- end_to_end: ``Trainer.fit`` on the same data with the same augmentation, whole epochs,
-  against the step alone.
+  in memory and streamed through Grain, and its ratio to what the CNN's training step
+  consumes.
+- end_to_end: ``Trainer.fit`` on the same data with the same augmentation (whole epochs,
+  one step per call, and streamed by ``jaxdl.data.Pipeline``) against the step alone.
 - tta: time to accuracy: digits CNN to 0.98 test accuracy (CPU); MNIST CNN to 0.99 and
   CIFAR-10 ResNet to 0.94 where a GPU and the prepared TFDS data sets are present (a row
   says plainly why when not).
@@ -18,6 +19,7 @@ one line per row as it goes.
 
 from __future__ import annotations
 
+import collections
 import statistics
 import time
 from dataclasses import dataclass
@@ -143,10 +145,30 @@ def mnist_shaped(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.random((n, 28, 28, 1), np.float32), rng.integers(0, 10, n).astype(np.int32)
 
 
+class MnistRecords:
+    """MNIST-shaped examples as a TFDS data source serves them: one record at a time, a
+    dict of a uint8 (28, 28, 1) image and a label."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        self.images, self.labels = (x * 255).astype(np.uint8), y
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "label": self.labels[i]}
+
+
 def pipeline(options: Options) -> list[dict]:
-    """Batches of MNIST-shaped data as ``Trainer.fit(steps_per_call=1)`` feeds them: host
-    shuffle and gather, copy to the device, and augmentation compiled on the device; epochs
-    of each taken in turn."""
+    """Batches of MNIST-shaped data as ``Trainer.fit`` feeds them, epochs of each way taken
+    in turn:
+
+    - gather+copy(+augment): ``steps_per_call=1`` on arrays: host shuffle and gather, copy
+      to the device, augmentation compiled on the device;
+    - grain ...: the streaming ``jaxdl.data.Pipeline`` (Grain reader threads) decoding and
+      augmenting on the host, each batch copied to the device ahead
+      (``prefetch_to_device``): from arrays, and from records read one by one.
+    """
     n, batch_size = (4096 if options.quick else 16384), 128
     x, y = mnist_shaped(n)
     augment = jax.jit(MNIST_AUGMENT)
@@ -168,8 +190,27 @@ def pipeline(options: Options) -> list[dict]:
         run(1)  # warm-up: compiles the augmentation
         return run
 
+    def streamed(source):
+        stream = jaxdl.data.Pipeline(source, augment=MNIST_AUGMENT)
+        done = [0]
+
+        def run(epochs: int) -> None:
+            for _ in range(epochs):
+                batches = stream.batches(batch_size, shuffle=True, epoch=done[0], train=True)
+                done[0] += 1
+                placed = jaxdl.data.prefetch_to_device(batches, jax.device_put)
+                jax.block_until_ready(collections.deque(placed, maxlen=1)[0])  # the last
+
+        run(1)
+        return run
+
     step = zoo_row(cases.zoo_case("cnn", "medium"), "single", options)
-    runs = {"gather+copy": epochs_of(False), "gather+copy+augment": epochs_of(True)}
+    runs = {
+        "gather+copy": epochs_of(False),
+        "gather+copy+augment": epochs_of(True),
+        "grain arrays+augment": streamed((x, y)),
+        "grain records+decode+augment": streamed(MnistRecords(x, y)),
+    }
     rates, _ = harness.interleaved(runs, options.repeats, options.min_round_s)
     rows = []
     for name, epochs_per_s in rates.items():
@@ -184,9 +225,10 @@ def pipeline(options: Options) -> list[dict]:
 
 
 def end_to_end(options: Options) -> list[dict]:
-    """``Trainer.fit`` with augmentation on MNIST-shaped data, whole epochs compiled and one
-    step per call, each against the same trainer's compiled step alone on one fixed batch."""
-    return [_fit_against_step(mode, options) for mode in ("epoch", 1)]
+    """``Trainer.fit`` with augmentation on MNIST-shaped data, whole epochs compiled, one
+    step per call, and streamed from records by ``jaxdl.data.Pipeline`` (augmented in its
+    threads), each against the same trainer's compiled step alone on one fixed batch."""
+    return [_fit_against_step(mode, options) for mode in ("epoch", 1, "stream")]
 
 
 def _fit_against_step(mode, options: Options) -> dict:
@@ -197,13 +239,15 @@ def _fit_against_step(mode, options: Options) -> dict:
     case = cases.zoo_case("cnn", "medium")
     batch = jax.device_put({"x": x[:batch_size], "y": y[:batch_size],
                             "mask": np.ones(batch_size, bool)})  # fmt: skip
+    streamed = mode == "stream"
+    data = jaxdl.data.Pipeline(MnistRecords(x, y), augment=MNIST_AUGMENT) if streamed else (x, y)
     trainer = jaxdl.Trainer(
-        case.model, optimizer="adam", learning_rate=1e-3, augment=MNIST_AUGMENT,
-        steps_per_call=mode,
+        case.model, optimizer="adam", learning_rate=1e-3,
+        augment=None if streamed else MNIST_AUGMENT, steps_per_call=1 if streamed else mode,
     )  # fmt: skip
 
     def fit(epochs: int) -> None:
-        trainer.fit((x, y), epochs=epochs, batch_size=batch_size, verbose=False)
+        trainer.fit(data, epochs=epochs, batch_size=batch_size, verbose=False)
         jax.block_until_ready(trainer.state.params)
 
     start = time.perf_counter()
@@ -222,7 +266,8 @@ def _fit_against_step(mode, options: Options) -> dict:
     )
     fit_rates = [n * r for r in rates["fit"]]  # examples/s
     step_rates = [batch_size * r for r in rates["step"]]
-    row = {"case": f"end_to_end/steps_per_call={mode}", "strategy": "single",
+    name = "pipeline" if streamed else f"steps_per_call={mode}"
+    row = {"case": f"end_to_end/{name}", "strategy": "single",
            "item": "examples", "description": f"{case.description}, augmented, {n} per epoch",
            "first_epoch_s": first, **common.summarize_rates(fit_rates, "items_per_s"),
            "step_items_per_s": statistics.median(step_rates),

@@ -96,26 +96,90 @@ def test_unknown_data_set_lists_names():
         data.load("digitz")
 
 
-@pytest.mark.parametrize(
-    "name,shape,classes",
-    [
-        ("mnist", (28, 28, 1), 10),
-        ("fashion_mnist", (28, 28, 1), 10),
-        ("cifar10", (32, 32, 3), 10),
-    ],
-)
+TFDS_IMAGES = [
+    ("mnist", (28, 28, 1), 10),
+    ("fashion_mnist", (28, 28, 1), 10),
+    ("cifar10", (32, 32, 3), 10),
+    ("cifar100", (32, 32, 3), 100),
+    ("emnist", (28, 28, 1), 62),  # the "byclass" configuration: digits, upper and lower case
+]
+
+
+@pytest.mark.parametrize("name,shape,classes", TFDS_IMAGES)
 def test_tfds_image_sets_under_mock_data(name, shape, classes):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=30):
         splits = data.load(name, seed=0)
+        raw_test = tfds.data_source(name, split="test")
+        expected_test = np.stack([raw_test[i]["image"] for i in range(30)]) / 255.0
+        streamed = list(data.stream(name, "test", num_threads=2).batches(8))
     assert splits.info.input_shape == shape and splits.info.num_classes == classes
+    assert len(splits.info.class_names) == classes
     assert len(splits.train) + len(splits.validation) == 30 and len(splits.test) == 30
     x = splits.train.x
     assert x.dtype == np.float32 and x.shape[1:] == shape and 0 <= x.min() and x.max() <= 1
     assert splits.train.y.dtype == np.int32 and splits.train.y.max() < classes
+    np.testing.assert_allclose(splits.test.x, expected_test, rtol=1e-6)
+    # the streaming pipeline reads the same records: 4 batches of 8, the last 2 rows padding
+    assert len(streamed) == 4 and streamed[-1]["mask"].sum() == 6
+    stream_x = np.concatenate([b["x"] for b in streamed])[:30]
+    stream_y = np.concatenate([b["y"] for b in streamed])[:30]
+    np.testing.assert_allclose(stream_x, splits.test.x, rtol=1e-6)
+    assert np.array_equal(stream_y, splits.test.y) and stream_x.dtype == np.float32
 
 
-def test_tfds_set_not_prepared_offline_says_what_to_do(tmp_path):
-    with pytest.raises(FileNotFoundError, match="'mnist' is not prepared in .*download=True"):
-        data.load("mnist", data_dir=str(tmp_path))
+def test_imdb_reviews_under_mock_data_become_ids_of_a_training_split_vocabulary():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=60):
+        splits = data.load("imdb_reviews", seed=3, max_len=12)
+        train = tfds.data_source("imdb_reviews", split="train")
+        texts = [train[i]["text"] for i in range(len(train))]
+        labels = np.array([int(train[i]["label"]) for i in range(len(train))])
+        test = tfds.data_source("imdb_reviews", split="test")
+        test_texts = [test[i]["text"] for i in range(len(test))]
+        pipeline = data.stream("imdb_reviews", "test", max_len=12)
+        streamed = next(pipeline.batches(60))
+    info = splits.info
+    assert (info.num_classes, info.input_shape, info.class_names) == (2, (12,), ("neg", "pos"))
+    assert len(splits.train) + len(splits.validation) == 60 and len(splits.test) == 60
+    # the vocabulary holds exactly the words of the training part, none of validation's own
+    fit, _ = data.stratified_split(labels, (0.9, 0.1), 3)
+    words = {w for i in fit for w in data.tokenize(texts[i])}
+    vocabulary = info.extra["vocabulary"]
+    assert set(vocabulary.tokens[2:]) == words and vocabulary.tokens[:2] == ("<pad>", "<unk>")
+    assert splits.train.x.dtype == np.int32 and splits.train.x.max() < len(vocabulary)
+    for row, text in zip(splits.test.x, test_texts):  # unknown words -> 1, padding -> 0
+        expected = [w if w in words else "<unk>" for w in data.tokenize(text)[:12]]
+        assert [vocabulary.tokens[i] for i in row if i] == expected
+        assert np.all(row[len(expected) :] == 0)
+    # streamed, with a vocabulary of the whole train split
+    every_word = {w for text in texts for w in data.tokenize(text)}
+    tokens = pipeline.info.extra["vocabulary"].tokens
+    assert set(tokens[2:]) == every_word and streamed["x"].dtype == np.int32
+    for row, text in zip(streamed["x"], test_texts):
+        expected = [w if w in every_word else "<unk>" for w in data.tokenize(text)[:12]]
+        assert [tokens[i] for i in row if i] == expected
+    assert np.array_equal(streamed["y"], splits.test.y)
+
+
+def test_a_vocabulary_by_hand():
+    assert data.tokenize("Don't<br />STOP, it's 2 good!") == ["don't", "stop", "it's", "2", "good"]
+    vocabulary = data.Vocabulary.build(["The cat sat.", b"the dog<br />sat", "a cat"], size=5)
+    # counts: the 2, sat 2, cat 2, dog 1, a 1; ties alphabetical; size 5 keeps 3 words
+    assert vocabulary.tokens == ("<pad>", "<unk>", "cat", "sat", "the")
+    ids = vocabulary.encode(["the bird sat on the cat", "cat"], max_len=4)
+    assert ids.tolist() == [[4, 1, 3, 1], [2, 0, 0, 0]]
+    assert vocabulary.decode(ids[0]) == "the <unk> sat <unk>"
+    with pytest.raises(ValueError, match="vocabulary size"):
+        data.Vocabulary.build(["a"], size=2)
+
+
+@pytest.mark.parametrize("name", ["mnist", "imdb_reviews"])
+def test_tfds_set_not_prepared_offline_says_what_to_do(tmp_path, name):
+    message = f"'{name}' is not prepared in .*download=True"
+    with pytest.raises(FileNotFoundError, match=message):
+        data.load(name, data_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=message):
+        data.stream(name, "train", data_dir=str(tmp_path))

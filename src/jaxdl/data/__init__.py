@@ -1,7 +1,9 @@
-"""Data: embedded data sets, splits, scaling, augmentation, class balance, batching."""
+"""Data: embedded and TFDS data sets, the streaming pipeline, splits, scaling, augmentation,
+class balance, batching, text to ids."""
 
 from jaxdl.data import augment
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, Splits, epoch_indices
+from jaxdl.data.pipeline import Pipeline, global_batch, prefetch_to_device
 from jaxdl.data.sampling import (
     class_weights,
     oversample,
@@ -10,6 +12,8 @@ from jaxdl.data.sampling import (
     undersample,
 )
 from jaxdl.data.sources import load, names
+from jaxdl.data.text import Vocabulary, tokenize
+from jaxdl.data.tfds_source import stream
 from jaxdl.data.transforms import MinMaxScaler, Standardizer, one_hot
 
 __all__ = [
@@ -26,6 +30,12 @@ __all__ = [
     "load",
     "names",
     "one_hot",
+    "Pipeline",
+    "prefetch_to_device",
+    "global_batch",
+    "stream",
+    "tokenize",
+    "Vocabulary",
     "stratified_kfold",
     "stratified_split",
 ]

@@ -14,7 +14,7 @@ from jaxdl._checks import check_fractions, check_seed, lookup
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, Splits
 from jaxdl.data.sampling import stratified_split
 from jaxdl.data.sequences import adding, pydoc_text, reverse
-from jaxdl.data.tfds_source import IMAGE_SETS, load_tfds_images
+from jaxdl.data.tfds_source import TFDS_SETS, load_tfds
 from jaxdl.data.transforms import SCALERS
 
 
@@ -97,7 +97,7 @@ EMBEDDED: dict[str, Callable] = {
 
 def names() -> list[str]:
     """Names that :func:`load` accepts: embedded sets, then TFDS sets."""
-    return sorted(EMBEDDED) + list(IMAGE_SETS)
+    return sorted(EMBEDDED) + list(TFDS_SETS)
 
 
 def load(
@@ -121,19 +121,23 @@ def load(
         fitted on the training split only and applied to all three (not to token ids or
         the adding problem's markers).
       data_dir, download: for TFDS sets ("mnist", "fashion_mnist", "cifar10", "cifar100",
-        "emnist"), where the prepared files are and whether to fetch them first. TFDS images
-        come as float32 NHWC in [0, 1]; ``fractions`` and ``scaling`` apply to embedded sets.
+        "emnist", "imdb_reviews"), where the prepared files are and whether to fetch them
+        first. TFDS images come as float32 NHWC in [0, 1]; ``imdb_reviews`` as (N, max_len)
+        int32 word ids of a vocabulary built on the training split (``info.extra``);
+        ``fractions`` and ``scaling`` apply to embedded sets (TFDS keeps its test split and
+        holds out a tenth of its train split for validation).
       options: passed to the generator, e.g. ``n=``, ``noise=``, or ``image=True`` for digits
-        as (8, 8, 1) images.
+        as (8, 8, 1) images; ``vocab_size=`` and ``max_len=`` for ``imdb_reviews``.
 
     Returns:
       :class:`Splits` with NumPy ``x`` of shape (N, *info.input_shape) (float32, or int32
       token ids) and targets ``y``: (N,) int32 labels for classification, (N, 1) float32 for
       "adding", (N, T) int32 for "reverse" and "pydoc_text".
     """
-    if isinstance(name, str) and name.lower() in IMAGE_SETS:
-        return load_tfds_images(name.lower(), seed=seed, data_dir=data_dir, download=download)
-    make = lookup("data set", name, {**EMBEDDED, **{n: None for n in IMAGE_SETS}})
+    if isinstance(name, str) and name.lower() in TFDS_SETS:
+        seed = check_seed(seed)
+        return load_tfds(name.lower(), seed=seed, data_dir=data_dir, download=download, **options)
+    make = lookup("data set", name, {**EMBEDDED, **{n: None for n in TFDS_SETS}})
     seed = check_seed(seed)
     check_fractions(fractions, 3)
     x, y, info = make(seed, **options)

@@ -34,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxdl import metrics as metrics_lib
+from jaxdl.data.pipeline import global_batch
 from jaxdl.train import steps
 
 
@@ -67,6 +68,11 @@ class Single:
     def place_data(self, x: np.ndarray, y: np.ndarray):
         """The training set on the device(s), for epochs that gather their batches there."""
         return jax.device_put((x, y), self.device)
+
+    def place_batch(self, batch: dict) -> dict:
+        """A batch on the device(s) ahead of its step; a streaming pipeline's batch holds
+        this process's rows of the global batch."""
+        return jax.device_put(batch, self.device)
 
     def compile_epoch(self, train_step: Callable) -> Callable:
         """``(state, x, y, indices, mask, acc, first_bad) -> (state, acc, first_bad)``."""
@@ -139,6 +145,11 @@ class Pmap(_Multi):
 
     def place_data(self, x, y):
         return jax.device_put((x, y), self.replicated)
+
+    def place_batch(self, batch):
+        """Rows split over the devices; the step's reshape to (devices, B / devices) keeps
+        each device's rows where they are."""
+        return jax.device_put(batch, NamedSharding(self.replicated.mesh, P(self.axis_name)))
 
     def compile_epoch(self, train_step):
         run = self._pmap(
@@ -235,6 +246,8 @@ class Sharded(_Multi):
         if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
             data = Sharded._put_one(jax.random.key_data(a), sharding)
             return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
+        if isinstance(a, jax.Array) and a.sharding == sharding:
+            return a  # placed already (e.g. assembled from the processes' rows)
         host = np.asarray(jax.device_get(a))
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
@@ -244,6 +257,10 @@ class Sharded(_Multi):
 
     def place_data(self, x, y):
         return self._put((x, y), self.replicated)
+
+    def place_batch(self, batch):
+        """The global batch from each process's rows, split over the mesh's data axis."""
+        return global_batch(batch, self.rows)
 
     # compiled functions ---------------------------------------------------------
 

@@ -25,6 +25,7 @@ from jaxdl import _checks, optim
 from jaxdl import losses as losses_lib
 from jaxdl import metrics as metrics_lib
 from jaxdl.data.dataset import epoch_indices
+from jaxdl.data.pipeline import prefetch_to_device
 from jaxdl.data.sampling import class_weights
 from jaxdl.train import objectives, parallel, steps
 from jaxdl.train import precision as precision_lib
@@ -39,6 +40,12 @@ _ON_DEVICE_BYTES = 1 << 30
 def _is_source(data) -> bool:
     """Whether ``data`` serves its own fixed-shape batches (e.g. ``jaxdl.graphs.GraphDataset``)."""
     return hasattr(data, "batches") and hasattr(data, "num_batches")
+
+
+def _streams(data) -> bool:
+    """Whether ``data`` is a streaming pipeline (``jaxdl.data.Pipeline``): batches of arrays,
+    each process's rows of the global batch, that start at any batch of an epoch."""
+    return _is_source(data) and getattr(data, "per_process", False)
 
 
 def _as_arrays(data, name: str, unlabelled: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -390,7 +397,11 @@ class Trainer:
           data: (x, y) arrays or a data set with ``.x`` (N, *input_shape) and ``.y`` (N,) or
             (N, *target_shape); or a batch source that serves its own fixed-shape batches
             (``batches(batch_size, shuffle=, seed=, epoch=)`` and ``num_batches(...)``), such
-            as ``jaxdl.graphs.GraphDataset`` or ``NodeDataset``, run one compiled step per batch.
+            as ``jaxdl.graphs.GraphDataset`` or ``NodeDataset``, run one compiled step per batch;
+            or a streaming ``jaxdl.data.Pipeline`` (e.g. ``jaxdl.data.stream("mnist")``), read
+            by its threads while the step runs, each batch copied to the devices ahead of its
+            step, a resumed run reading on from the checkpoint's batch; with several
+            processes each reads its own rows of every batch.
           validation_data: the same kind, evaluated after every epoch into ``val_*`` entries.
           callbacks: :class:`Callback` objects, e.g. ``EarlyStopping``, ``CSVLogger``.
           resume: continue from the newest checkpoint in ``checkpoint_dir`` (start fresh when
@@ -414,7 +425,10 @@ class Trainer:
         if self.state is None:
             if source:
                 steps_per_epoch = data.num_batches(batch_size)
-                sample = next(iter(data.batches(batch_size)))["x"]
+                if _streams(data):
+                    sample = data.first()[0]  # one example, not a reader's first batches
+                else:
+                    sample = next(iter(data.batches(batch_size)))["x"]
             else:
                 x, _ = _as_arrays(data, "data", self.objective is not None)
                 x = _checks.as_features(x, "data.x")
@@ -423,6 +437,8 @@ class Trainer:
             self.init(sample, total_steps=epochs * steps_per_epoch, steps_per_epoch=steps_per_epoch)
         if source:
             self._check_source(data, "data")  # the source checks batch_size where it uses one
+            if _streams(data):
+                self.strategy.check_batch_size(batch_size)
         else:
             x, y = self._check(data, "data")
             batch_size = _checks.check_batch_size(batch_size, len(x))
@@ -446,13 +462,22 @@ class Trainer:
         if mode == "epoch":
             x_device, y_device = self.strategy.place_data(x, y)
 
-        def epoch_batches(epoch: int):
+        def epoch_batches(epoch: int, start: int):
+            """The batches of ``epoch`` from batch ``start`` on."""
+            if _streams(data):  # read from ``start`` on, copied to the devices ahead
+                batches = data.batches(
+                    batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch, start=start,
+                    train=True,
+                )  # fmt: skip
+                return prefetch_to_device(batches, self.strategy.place_batch)
             if source:
-                return data.batches(batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch)
+                batches = data.batches(batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch)
+                return itertools.islice(batches, start, None)
             indices, mask = epoch_indices(
                 len(x), batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch
             )
-            return ({"x": x[i], "y": y[i], "mask": m} for i, m in zip(indices, mask))
+            rest = zip(indices[start:], mask[start:])
+            return ({"x": x[i], "y": y[i], "mask": m} for i, m in rest)
 
         def epoch_steps(epoch: int) -> int:
             if source:
@@ -547,7 +572,7 @@ class Trainer:
                         if pause(state, acc, first_bad, done, n):
                             break
                 else:
-                    for batch in itertools.islice(epoch_batches(epoch), done, None):
+                    for batch in epoch_batches(epoch, done):
                         if acc is None:
                             acc = self._start_metrics(batch, saved_acc)
                         state, acc, first_bad = fns["step"](state, acc, first_bad, batch)
@@ -790,7 +815,7 @@ class Trainer:
             _checks.as_labels(targets, len(targets), classes, name)
 
     def _one_device_source(self, data) -> None:
-        if _is_source(data) and self.strategy.num_devices > 1:
+        if _is_source(data) and not _streams(data) and self.strategy.num_devices > 1:
             raise ValueError(
                 f"a batch source ({type(data).__name__}) builds its batches on the host and "
                 f"runs on one device; use Trainer(strategy='single'), not "
@@ -801,7 +826,10 @@ class Trainer:
         """Metrics over ``data``: checked (x, y) arrays or a batch source."""
         self._one_device_source(data)
         fns = self._functions()
-        if _is_source(data):
+        if _streams(data):
+            batches = data.batches(self.strategy.inference_batch_size(batch_size))
+            batches = prefetch_to_device(batches, self.strategy.place_batch)
+        elif _is_source(data):
             batches = data.batches(batch_size, shuffle=False)
         else:
             x, y = data
@@ -847,6 +875,8 @@ class Trainer:
         fns = self._functions()
         if _is_source(x):
             batch_size = _checks.check_inference_batch_size(batch_size)
+            if _streams(x):
+                batch_size = self.strategy.inference_batch_size(batch_size)
             outputs = [
                 (fns["predict"](self.state, b["x"]), b["mask"])
                 for b in x.batches(batch_size, shuffle=False)

@@ -1,0 +1,177 @@
+"""The streaming pipeline: every example once per epoch, per-process rows, exact resumes."""
+
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import jaxdl
+from jaxdl.data import Pipeline, augment, epoch_indices, global_batch, prefetch_to_device
+
+AUGMENT = augment.compose(augment.random_translate(2), augment.gaussian_noise(0.1))
+
+
+def numbered(n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Images whose every pixel holds the example's index, so a batch says what it holds."""
+    x = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 6, 6, 1))
+    return np.ascontiguousarray(x), (np.arange(n) % 7).astype(np.int32)
+
+
+class Records:
+    """(x, y) records one by one, counting the reads."""
+
+    def __init__(self, x, y):
+        self.x, self.y, self.reads = x, y, []
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        self.reads.append(int(i))
+        return self.x[i], self.y[i]
+
+
+def leaves_equal(a, b) -> bool:
+    return all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_an_epoch_serves_every_example_once_the_last_batch_padded_and_masked():
+    x, y = numbered(300)
+    batches = list(Pipeline(Records(x, y)).batches(64, shuffle=True, seed=5, epoch=2))
+    assert len(batches) == 5 and all(b["x"].shape == (64, 6, 6, 1) for b in batches)
+    seen = np.concatenate([b["x"][:, 0, 0, 0][b["mask"] > 0] for b in batches]).astype(int)
+    assert sorted(seen) == list(range(300))
+    assert batches[-1]["mask"].sum() == 300 - 4 * 64 and batches[-1]["mask"][:44].all()
+    order, _ = epoch_indices(300, 64, shuffle=True, seed=5, epoch=2)
+    assert np.array_equal(np.stack([b["x"][:, 0, 0, 0] for b in batches]), order)
+    assert np.array_equal(np.stack([b["y"] for b in batches]), y[order])
+
+
+def test_the_order_depends_on_the_seed_and_epoch_only():
+    pipeline = Pipeline(numbered(200))
+    first = lambda **kw: next(pipeline.batches(50, shuffle=True, **kw))["x"][:, 0, 0, 0]
+    assert np.array_equal(first(seed=1, epoch=3), first(seed=1, epoch=3))
+    assert not np.array_equal(first(seed=1, epoch=3), first(seed=1, epoch=4))
+    assert not np.array_equal(first(seed=1, epoch=3), first(seed=2, epoch=3))
+    assert np.array_equal(next(pipeline.batches(50))["x"][:, 0, 0, 0], np.arange(50))
+
+
+def test_augmentation_depends_on_the_position_not_on_threads_start_or_processes():
+    """Batches 3.. of a run started at batch 3, read with one thread or by two processes
+    (their halves side by side), are those of the whole epoch read with four threads."""
+    x, y = numbered(260)
+    options = dict(shuffle=True, seed=7, epoch=1, train=True)
+    whole = list(Pipeline((x, y), augment=AUGMENT, num_threads=4).batches(32, **options))
+    resumed = list(Pipeline((x, y), augment=AUGMENT, num_threads=1).batches(32, start=3, **options))
+    halves = [Pipeline((x, y), augment=AUGMENT, process_index=p, process_count=2) for p in range(2)]
+    halves = [list(half.batches(32, **options)) for half in halves]
+    assert len(whole) == 9 and len(resumed) == 6
+    for a, b in zip(whole[3:], resumed):
+        assert leaves_equal(a, b)
+    for batch, first, second in zip(whole, *halves):
+        assert first["x"].shape[0] == second["x"].shape[0] == 16
+        joined = jax.tree.map(lambda u, v: np.concatenate([u, v]), first, second)
+        np.testing.assert_allclose(joined["x"], batch["x"], rtol=0, atol=1e-6)
+        assert np.array_equal(joined["y"], batch["y"])
+        assert np.array_equal(joined["mask"], batch["mask"])
+    plain = next(Pipeline((x, y)).batches(32, **options))["x"]
+    moved = np.abs(whole[0]["x"] - plain) > 0.5  # shifted rows bring in the zero border
+    assert moved.any() and np.abs(whole[0]["x"] - plain).std() > 0.05  # the noise is there
+    evaluation = next(Pipeline((x, y), augment=AUGMENT).batches(32, shuffle=True, seed=7, epoch=1))
+    assert np.array_equal(evaluation["x"], plain)  # train=False: no augmentation
+
+
+def test_resuming_at_a_batch_reads_nothing_before_it():
+    x, y = numbered(300)
+    source = Records(x, y)
+    list(Pipeline(source, num_threads=2).batches(64, shuffle=True, seed=0, start=3))
+    order, mask = epoch_indices(300, 64, shuffle=True, seed=0)
+    assert sorted(source.reads) == sorted(order[3:].ravel())  # the padding reads example 0 too
+
+
+def test_prefetch_to_device_places_batches_ahead_in_order():
+    made = []
+
+    def batches():
+        for i in range(6):
+            made.append(i)
+            yield {"x": np.full((2, 3), i, np.float32)}
+
+    out = prefetch_to_device(batches(), jax.device_put, size=2)
+    first = next(out)
+    assert isinstance(first["x"], jax.Array) and first["x"][0, 0] == 0
+    assert made == [0, 1, 2]  # two more already on their way
+    assert [int(b["x"][0, 0]) for b in out] == [1, 2, 3, 4, 5]
+
+
+def test_global_batch_in_one_process_is_the_local_batch_laid_out_by_the_sharding():
+    devices = jax.devices()[:1]
+    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    local = {"x": np.arange(12.0).reshape(4, 3), "mask": np.ones(4, np.float32)}
+    out = global_batch(local, sharding)
+    assert out["x"].sharding == sharding and np.array_equal(out["x"], local["x"])
+
+
+def test_fit_on_a_pipeline_is_bit_identical_to_fit_on_the_arrays():
+    data = jaxdl.data.load("digits", seed=0)
+    arrays = jaxdl.Trainer(jaxdl.models.MLP((32, 10)), seed=0, steps_per_call=1)
+    expected = arrays.fit(
+        data.train, epochs=2, batch_size=64, validation_data=data.validation, verbose=False
+    )
+    streamed = jaxdl.Trainer(jaxdl.models.MLP((32, 10)), seed=0)
+    history = streamed.fit(
+        Pipeline(data.train), epochs=2, batch_size=64, validation_data=Pipeline(data.validation),
+        verbose=False,
+    )  # fmt: skip
+    assert history == expected
+    assert leaves_equal(streamed.state.params, arrays.state.params)
+    assert streamed.evaluate(Pipeline(data.test)) == arrays.evaluate(data.test)
+    predicted = streamed.predict(Pipeline(data.test))
+    np.testing.assert_array_equal(predicted, arrays.predict(data.test.x))
+
+
+def test_a_streamed_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path):
+    """Checkpoints every 5 steps hold (epoch, batch); a run cut inside epoch 2 resumes
+    reading at that batch, with the augmentation the uninterrupted run drew."""
+    data = jaxdl.data.load("digits", seed=0, image=True)
+
+    def run(directory, resume=False):
+        source = Records(data.train.x, data.train.y)
+        trainer = jaxdl.Trainer(
+            jaxdl.models.CNN(channels=(4,), dense=(16,), num_classes=10), seed=1,
+            checkpoint_dir=directory, checkpoint_every_steps=5, keep_checkpoints=100,
+        )  # fmt: skip
+        pipeline = Pipeline(source, augment=AUGMENT, labels=data.train.y)
+        history = trainer.fit(pipeline, epochs=3, batch_size=128, verbose=False, resume=resume)
+        return trainer, history, source
+
+    whole, expected, _ = run(tmp_path / "whole")
+    steps_per_epoch = -(-len(data.train) // 128)
+    cut = steps_per_epoch + 5  # saved after batch 5 of the second epoch
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    for folder in (tmp_path / "cut").iterdir():
+        if folder.name.isdigit() and int(folder.name) > cut:
+            shutil.rmtree(folder)
+    resumed, history, source = run(tmp_path / "cut", resume=True)
+    assert history == expected
+    assert leaves_equal(resumed.state.params, whole.state.params)
+    assert leaves_equal(resumed.state.opt_state, whole.state.opt_state)
+    # the resumed run read one example for the model's shapes, the rest of epoch 2 and all
+    # of epoch 3, never batches 0-4 again
+    assert len(source.reads) == 1 + (steps_per_epoch - 5) * 128 + steps_per_epoch * 128
+
+
+def test_bad_input_is_named():
+    x, y = numbered(10)
+    with pytest.raises(TypeError, match="random-access source"):
+        Pipeline(iter(range(3)))
+    with pytest.raises(ValueError, match="multiple of the 2 processes"):
+        next(Pipeline((x, y), process_index=0, process_count=2).batches(5))
+    with pytest.raises(ValueError, match="process_index must be in"):
+        Pipeline((x, y), process_index=2, process_count=2)
+    with pytest.raises(TypeError, match="pass decode="):
+        next(Pipeline(["a", "b"]).batches(2))
+    with pytest.raises(ValueError, match="start"):
+        next(Pipeline((x, y)).batches(4, start=9))
