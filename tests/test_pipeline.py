@@ -163,6 +163,22 @@ def test_a_streamed_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path):
     assert len(source.reads) == 1 + (steps_per_epoch - 5) * 128 + steps_per_epoch * 128
 
 
+def test_a_standardizer_fitted_on_streamed_batches_equals_one_fitted_on_the_arrays():
+    rng = np.random.default_rng(0)
+    x = rng.normal([1.0, -2.0, 5.0], [0.5, 2.0, 3.0], size=(203, 4, 4, 3)).astype(np.float32)
+    y = np.zeros(203, np.int32)
+    for per_channel in (True, False):
+        streamed = jaxdl.data.Standardizer.fit_batches(
+            Pipeline((x, y)).batches(64), per_channel=per_channel
+        )  # 4 batches, the last holding 11 real rows and 53 padded copies of example 0
+        whole = jaxdl.data.Standardizer.fit(x, per_channel=per_channel)
+        np.testing.assert_allclose(streamed.mean, whole.mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(streamed.std, whole.std, rtol=1e-5)
+    normalized = Pipeline((x, y), transform=streamed)
+    np.testing.assert_allclose(next(normalized.batches(8))["x"], whole(x[:8]), rtol=1e-5)
+    assert normalized.first()[0].shape == (1, 4, 4, 3)
+
+
 def test_bad_input_is_named():
     x, y = numbered(10)
     with pytest.raises(TypeError, match="random-access source"):

@@ -50,6 +50,8 @@ class Pipeline:
         ``ArrayDataset`` / (x, y) tuple, whose rows are gathered directly.
       decode: ``decode(record) -> (x, y)`` for one record of ``source``; default: records
         that are (x, y) pairs, or TFDS image dicts (:func:`decode_image_record`).
+      transform: ``transform(x) -> x`` on every batch after decoding, e.g. a
+        ``Standardizer`` fitted on the training split (``Standardizer.fit_batches``).
       augment: ``augment(key, x, first_index=0) -> x`` on a batch, such as
         ``jaxdl.data.augment.compose(...)``; it runs in the reader threads on the host CPU
         (not in the training step), for training batches only (``batches(train=True)``).
@@ -68,6 +70,7 @@ class Pipeline:
         source,
         *,
         decode: Decode | None = None,
+        transform: Callable | None = None,
         augment: Callable | None = None,
         info: DatasetInfo | None = None,
         labels=None,
@@ -98,7 +101,8 @@ class Pipeline:
         for name, value in (("num_threads", num_threads), ("buffer", buffer)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Pipeline: {name} must be a positive int, got {value!r}")
-        self.source, self.decode, self.augment, self.info = source, decode, augment, info
+        self.source, self.decode, self.transform = source, decode, transform
+        self.augment, self.info = augment, info
         self.num_threads, self.buffer = num_threads, buffer
         self._labels = None if labels is None else np.asarray(labels)
         if isinstance(source, ArrayDataset) and self._labels is None and decode is None:
@@ -128,7 +132,8 @@ class Pipeline:
 
     def first(self, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of the first ``n`` examples, read directly (e.g. for a model's shapes)."""
-        return self._read(np.arange(min(n, len(self))))
+        x, y = self._read(np.arange(min(n, len(self))))
+        return (x if self.transform is None else np.asarray(self.transform(x))), y
 
     def targets(self) -> np.ndarray:
         """(N,) every example's label (read once through the source, then kept)."""
@@ -200,6 +205,8 @@ class Pipeline:
 
         def load(step: int) -> dict:
             x, y = self._read(indices[step])
+            if self.transform is not None:
+                x = np.asarray(self.transform(x))
             if key is not None:
                 x = self._augmented(x, key, step * batch_size + first)
             return {"x": x, "y": y, "mask": mask[step]}

@@ -31,6 +31,26 @@ class Standardizer:
             x.mean(axis=axes).astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
         )
 
+    @classmethod
+    def fit_batches(cls, batches, per_channel: bool = False) -> Standardizer:
+        """The same statistics from batches {"x", "mask"} streamed once (e.g. a
+        ``Pipeline``'s training batches, whose padded rows have mask 0): float64 sums of
+        the rows and of their squares, so nothing but one batch is held at a time."""
+        count, total, squares = 0.0, 0.0, 0.0
+        for batch in batches:
+            x = np.asarray(batch["x"], np.float64)
+            rows = np.asarray(batch.get("mask", np.ones(len(x))), np.float64) > 0
+            x = x[rows]
+            axes = _reduce_axes(x, per_channel)
+            count += np.prod([x.shape[a] for a in axes])  # values behind each statistic
+            total = total + x.sum(axis=axes)
+            squares = squares + (x * x).sum(axis=axes)
+        if not count:
+            raise ValueError("Standardizer.fit_batches: the batches hold no example")
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+        return cls(mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32))
+
     def __call__(self, x) -> np.ndarray:
         return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
 
