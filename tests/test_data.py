@@ -90,9 +90,8 @@ def test_scalers_and_one_hot(rng):
 
 
 def test_unknown_data_set_lists_names():
-    with pytest.raises(
-        ValueError, match="unknown data set .digitz.*digits, emnist, fashion_mnist, mnist, moons"
-    ):
+    listed = "digits, emnist, fashion_mnist, imdb_reviews, mnist, moons"
+    with pytest.raises(ValueError, match=f"unknown data set .digitz.*{listed}"):
         data.load("digitz")
 
 

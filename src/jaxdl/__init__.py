@@ -4,7 +4,11 @@ Models are Flax Linen modules; training is a pure, compiled step ``(state, batch
 (state, metrics)``; :class:`Trainer` is a thin host loop over it.
 """
 
-from jaxdl import (
+from jaxdl.host_memory import keep_freed_memory
+
+keep_freed_memory()  # before JAX's CPU threads start: they then reuse their step buffers
+
+from jaxdl import (  # noqa: E402
     activations,
     data,
     graphs,
@@ -17,8 +21,8 @@ from jaxdl import (
     train,
     tuning,
 )
-from jaxdl.model_summary import summary
-from jaxdl.train import (
+from jaxdl.model_summary import summary  # noqa: E402
+from jaxdl.train import (  # noqa: E402
     Callback,
     CSVLogger,
     EarlyStopping,
@@ -37,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CSVLogger",
+    "keep_freed_memory",
     "Callback",
     "EarlyStopping",
     "NonFiniteLossError",

@@ -32,12 +32,6 @@ from jaxdl.data.dataset import ArrayDataset, DatasetInfo, epoch_indices
 Decode = Callable[[object], tuple[np.ndarray, object]]
 
 
-def decode_image_record(record: dict) -> tuple[np.ndarray, np.int32]:
-    """A TFDS image record {"image": uint8 (H, W, C), "label": int} -> (float32 in [0, 1],
-    int32 label)."""
-    return np.asarray(record["image"], np.float32) / 255.0, np.int32(record["label"])
-
-
 def _process() -> tuple[int, int]:
     return jax.process_index(), jax.process_count()
 
@@ -49,7 +43,8 @@ class Pipeline:
       source: random access to examples: ``len(source)`` and ``source[i]``; or an
         ``ArrayDataset`` / (x, y) tuple, whose rows are gathered directly.
       decode: ``decode(record) -> (x, y)`` for one record of ``source``; default: records
-        that are (x, y) pairs, or TFDS image dicts (:func:`decode_image_record`).
+        that are (x, y) pairs, or TFDS image dicts {"image": uint8 (H, W, C), "label"}
+        (float32 images in [0, 1], int32 labels).
       transform: ``transform(x) -> x`` on every batch after decoding, e.g. a
         ``Standardizer`` fitted on the training split (``Standardizer.fit_batches``).
       augment: ``augment(key, x, first_index=0) -> x`` on a batch, such as
@@ -126,8 +121,9 @@ class Pipeline:
         if isinstance(self.source, ArrayDataset) and self.decode is None:
             return self.source.x[indices], self.source.y[indices]
         records = [self.source[int(i)] for i in indices]
-        decode = self.decode or _default_decode
-        pairs = [decode(r) for r in records]
+        if self.decode is None:
+            return _decode_default(records)
+        pairs = [self.decode(r) for r in records]
         return np.stack([p[0] for p in pairs]), np.stack([np.asarray(p[1]) for p in pairs])
 
     def first(self, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -216,14 +212,19 @@ class Pipeline:
         return iter(dataset.to_iter_dataset(options))
 
 
-def _default_decode(record) -> tuple[np.ndarray, object]:
-    if isinstance(record, dict) and "image" in record and "label" in record:
-        return decode_image_record(record)
-    if isinstance(record, tuple | list) and len(record) == 2:
-        return np.asarray(record[0]), record[1]
+def _decode_default(records: list) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) pairs stacked, or TFDS image dicts as float32 images in [0, 1] and int32
+    labels, converted once per batch (few allocations: the reader threads share malloc)."""
+    first = records[0]
+    if isinstance(first, dict) and "image" in first and "label" in first:
+        images = np.stack([r["image"] for r in records])
+        labels = np.array([r["label"] for r in records], np.int32)
+        return images.astype(np.float32) / np.float32(255.0), labels
+    if isinstance(first, tuple | list) and len(first) == 2:
+        return np.stack([r[0] for r in records]), np.stack([np.asarray(r[1]) for r in records])
     raise TypeError(
         "Pipeline: pass decode= to turn a record into (x, y); the default takes (x, y) pairs "
-        f"and TFDS image dicts, got {type(record).__name__}"
+        f"and TFDS image dicts, got {type(first).__name__}"
     )
 
 
