@@ -82,6 +82,19 @@ def test_augmentation_depends_on_the_position_not_on_threads_start_or_processes(
     assert np.array_equal(evaluation["x"], plain)  # train=False: no augmentation
 
 
+def test_an_augmentation_without_first_index_gets_a_key_per_batch():
+    x, y = numbered(40)
+    noise = lambda key, images: images + jax.random.normal(key, images.shape)
+    runs = [
+        list(Pipeline((x, y), augment=noise, num_threads=t).batches(8, train=True)) for t in (1, 3)
+    ]
+    for a, b in zip(*runs):
+        assert leaves_equal(a, b)
+    plain = Pipeline((x, y)).batches(8)
+    noises = [b["x"] - p["x"] for b, p in zip(runs[0], plain)]
+    assert 0.8 < np.std(noises[0]) < 1.2 and not np.allclose(noises[0], noises[1])
+
+
 def test_resuming_at_a_batch_reads_nothing_before_it():
     x, y = numbered(300)
     source = Records(x, y)

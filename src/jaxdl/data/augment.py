@@ -119,7 +119,8 @@ def cutout(size: int, fill: float = 0.0) -> Transform:
     return _per_example(cut)
 
 
-def _takes_first_index(transform) -> bool:
+def takes_first_index(transform) -> bool:
+    """Whether ``transform`` accepts ``first_index`` (draws per example by position)."""
     try:
         return "first_index" in inspect.signature(transform).parameters
     except (TypeError, ValueError):
@@ -129,7 +130,7 @@ def _takes_first_index(transform) -> bool:
 def compose(*transforms: Transform) -> Transform:
     """Apply ``transforms`` in order, each with its own key folded from ``key``."""
 
-    takes_index = [_takes_first_index(t) for t in transforms]
+    takes_index = [takes_first_index(t) for t in transforms]
 
     def transform(key, images, first_index=0):
         for i, (t, indexed) in enumerate(zip(transforms, takes_index)):

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 import jax
 import numpy as np
 
+from jaxdl.data.augment import takes_first_index
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, epoch_indices
 
 Decode = Callable[[object], tuple[np.ndarray, object]]
@@ -48,8 +49,9 @@ class Pipeline:
       transform: ``transform(x) -> x`` on every batch after decoding, e.g. a
         ``Standardizer`` fitted on the training split (``Standardizer.fit_batches``).
       augment: ``augment(key, x, first_index=0) -> x`` on a batch, such as
-        ``jaxdl.data.augment.compose(...)``; it runs in the reader threads on the host CPU
-        (not in the training step), for training batches only (``batches(train=True)``).
+        ``jaxdl.data.augment.compose(...)``, or ``augment(key, x)`` (given a key per batch,
+        so its draws depend on the batch size). It runs in the reader threads on the host
+        CPU (not in the training step), for training batches only (``batches(train=True)``).
       info: the data set's ``DatasetInfo``.
       labels: (N,) the labels of every example, if known; otherwise ``targets()`` reads them.
       num_threads: reader threads, each preparing whole batches.
@@ -153,6 +155,9 @@ class Pipeline:
             self._augment_cpu = jax.jit(self.augment)
         cpu = jax.devices("cpu")[0]
         x, key = jax.device_put((x, key), cpu)  # the host's cores, not the accelerator
+        if not takes_first_index(self.augment):  # then it draws from the batch's key alone
+            key = jax.random.fold_in(key, first_index)
+            return np.asarray(self._augment_cpu(key, x))
         return np.asarray(self._augment_cpu(key, x, first_index=first_index))
 
     # ------------------------------------------------------------------ batches
