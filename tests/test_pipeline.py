@@ -157,7 +157,7 @@ def test_a_streamed_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path):
             checkpoint_dir=directory, checkpoint_every_steps=5, keep_checkpoints=100,
         )  # fmt: skip
         pipeline = Pipeline(source, augment=AUGMENT, labels=data.train.y)
-        history = trainer.fit(pipeline, epochs=3, batch_size=128, verbose=False, resume=resume)
+        history = trainer.fit(pipeline, epochs=2, batch_size=128, verbose=False, resume=resume)
         return trainer, history, source
 
     whole, expected, _ = run(tmp_path / "whole")
@@ -171,9 +171,9 @@ def test_a_streamed_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path):
     assert history == expected
     assert leaves_equal(resumed.state.params, whole.state.params)
     assert leaves_equal(resumed.state.opt_state, whole.state.opt_state)
-    # the resumed run read one example for the model's shapes, the rest of epoch 2 and all
-    # of epoch 3, never batches 0-4 again
-    assert len(source.reads) == 1 + (steps_per_epoch - 5) * 128 + steps_per_epoch * 128
+    # the resumed run read one example for the model's shapes and the rest of epoch 2,
+    # never its batches 0-4 again
+    assert len(source.reads) == 1 + (steps_per_epoch - 5) * 128
 
 
 def test_a_standardizer_fitted_on_streamed_batches_equals_one_fitted_on_the_arrays():
