@@ -204,3 +204,13 @@ def test_bad_input_is_named():
         next(Pipeline(["a", "b"]).batches(2))
     with pytest.raises(ValueError, match="start"):
         next(Pipeline((x, y)).batches(4, start=9))
+    unlabelled = Pipeline(Records(x.reshape(10, -1), y))  # labels unknown: not read ahead
+    assert unlabelled.targets() is None
+    with pytest.raises(ValueError, match="class_weight needs labels.*labels="):
+        model = jaxdl.models.MLP((4, 7))
+        jaxdl.Trainer(model, class_weight="balanced").fit(unlabelled, batch_size=5, verbose=False)
+    trainer = jaxdl.Trainer(jaxdl.models.MLP((4, 7)))
+    trainer.fit(unlabelled, batch_size=5, verbose=False)
+    # example 0 was read for the shapes by each trainer, and once in the epoch: no pass
+    # over the data ahead of training
+    assert unlabelled.source.reads.count(0) == 3 and len(unlabelled.source.reads) == 2 + 10

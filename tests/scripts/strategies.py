@@ -11,8 +11,9 @@ PARTS is a comma-separated subset of mlp,cnn_batch_norm,transformer_dropout,fit,
 For each model (an MLP, a CNN with batch norm, a Transformer classifier with dropout) and
 each strategy it records the loss of each of 20 steps on the same global batches (32 rows:
 4 per device), and the largest parameter difference from the single-device run after them;
-then a Trainer fit of the CNN (an epoch per compiled call, and one step per call) per
-strategy, with augmentation and accumulation of 2 batches per update.
+then a Trainer fit of the CNN (an epoch per compiled call, one step per call, and from a
+streaming Pipeline) per strategy, with augmentation and accumulation of 2 batches per
+update.
 """
 
 import json
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl.data import augment
+from jaxdl.data import Pipeline, augment
 from jaxdl.models import CNN, MLP, TransformerClassifier
 from jaxdl.train import Trainer, create_train_state, make_train_step, parallel, steps
 
@@ -106,17 +107,21 @@ def main(parts):
         }
     x, y = data("image", rng)
     for name in names if "fit" in parts else ():
-        for per_call in ("epoch", 1):
+        for per_call in ("epoch", 1, "stream"):
+            streamed = per_call == "stream"  # a Pipeline: batches placed by the strategy
             trainer = Trainer(
                 MODELS["cnn_batch_norm"][0](),
                 strategy=name,
-                steps_per_call=per_call,
+                steps_per_call=1 if streamed else per_call,
                 augment=augment.compose(augment.random_flip(), augment.gaussian_noise(0.1)),
                 accumulate_steps=2,
                 seed=1,
             )
-            history = trainer.fit((x[:200], y[:200]), epochs=2, batch_size=BATCH, verbose=False)
-            evaluation = trainer.evaluate((x[200:300], y[200:300]), batch_size=50)
+            train, test = (x[:200], y[:200]), (x[200:300], y[200:300])
+            if streamed:
+                train, test = Pipeline(train), Pipeline(test)
+            history = trainer.fit(train, epochs=2, batch_size=BATCH, verbose=False)
+            evaluation = trainer.evaluate(test, batch_size=50)
             predictions = trainer.predict(x[300:337], batch_size=20)
             out["fit"][f"{name}/{per_call}"] = {
                 "history": history,

@@ -53,7 +53,8 @@ class Pipeline:
         so its draws depend on the batch size). It runs in the reader threads on the host
         CPU (not in the training step), for training batches only (``batches(train=True)``).
       info: the data set's ``DatasetInfo``.
-      labels: (N,) the labels of every example, if known; otherwise ``targets()`` reads them.
+      labels: (N,) the labels of every example, if known: ``Trainer`` then checks them
+        against the model before training, and ``class_weight="balanced"`` uses them.
       num_threads: reader threads, each preparing whole batches.
       buffer: batches prepared ahead of the one being consumed.
       process_index, process_count: which rows of each global batch this process reads
@@ -133,11 +134,9 @@ class Pipeline:
         x, y = self._read(np.arange(min(n, len(self))))
         return (x if self.transform is None else np.asarray(self.transform(x))), y
 
-    def targets(self) -> np.ndarray:
-        """(N,) every example's label (read once through the source, then kept)."""
-        if self._labels is None:
-            chunks = np.array_split(np.arange(len(self)), max(1, len(self) // 1024))
-            self._labels = np.concatenate([self._read(c)[1] for c in chunks])
+    def targets(self) -> np.ndarray | None:
+        """(N,) every example's label when known (``labels=``, or an in-memory source);
+        None otherwise: finding them would mean reading the whole data set."""
         return self._labels
 
     def _local_rows(self, batch_size: int) -> int:

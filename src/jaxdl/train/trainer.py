@@ -449,9 +449,12 @@ class Trainer:
             else:
                 validation_data = self._check(validation_data, "validation_data")
         if self.class_weight is not None and self._class_weights is None:
-            if source and not hasattr(data, "targets"):
-                raise ValueError("class_weight needs labels: this batch source has no targets()")
-            labels = data.targets() if source else y
+            labels = (data.targets() if hasattr(data, "targets") else None) if source else y
+            if labels is None:
+                raise ValueError(
+                    "class_weight needs labels: this batch source has no targets() (give a "
+                    "Pipeline its labels=)"
+                )
             self._class_weights = self._resolve_class_weights(labels)
         fns = self._functions()
         mode = self.steps_per_call
@@ -809,8 +812,10 @@ class Trainer:
 
     def _check_source(self, data, name: str) -> None:
         """Labels of a batch source against the model's outputs, before any compile."""
-        if self.loss in losses_lib.CLASSIFICATION_LOSSES and hasattr(data, "targets"):
-            targets = data.targets()
+        if self.loss not in losses_lib.CLASSIFICATION_LOSSES or not hasattr(data, "targets"):
+            return
+        targets = data.targets()
+        if targets is not None:  # a streaming pipeline may not know its labels ahead
             classes = self.num_outputs if self.num_outputs and self.num_outputs > 1 else None
             _checks.as_labels(targets, len(targets), classes, name)
 
