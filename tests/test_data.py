@@ -182,3 +182,13 @@ def test_tfds_set_not_prepared_offline_says_what_to_do(tmp_path, name):
         data.load(name, data_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match=message):
         data.stream(name, "train", data_dir=str(tmp_path))
+
+
+def test_moons_take_any_seed_numpy_takes():
+    def points(seed):  # every split's points, in one order
+        splits = data.load("moons", seed=seed, scaling=None)
+        x = np.concatenate([splits.train.x, splits.validation.x, splits.test.x])
+        return x[np.lexsort(x.T)]
+
+    # beyond scikit-learn's seeds: the points of seed 5, split by the full seed
+    assert np.array_equal(points(2**32 + 5), points(5))

@@ -55,7 +55,8 @@ def _xor(seed: int, n: int = 400, margin: float = 0.1):
 def _moons(seed: int, n: int = 1000, noise: float = 0.15):
     from sklearn.datasets import make_moons
 
-    x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
+    # scikit-learn takes seeds below 2**32; smaller seeds keep their points
+    x, y = make_moons(n_samples=n, noise=noise, random_state=seed % 2**32)
     info = DatasetInfo(
         "moons",
         2,
