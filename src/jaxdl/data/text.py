@@ -7,6 +7,7 @@ always give the same vocabulary.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -50,11 +51,10 @@ class Vocabulary:
         shown = ", ".join(map(repr, self.tokens[:5]))
         return f"Vocabulary({len(self)} ids: {shown}{', ...' if len(self) > 5 else ''})"
 
-    @property
+    @functools.cached_property
     def ids(self) -> dict[str, int]:
-        if "_ids" not in self.__dict__:
-            object.__setattr__(self, "_ids", {w: i for i, w in enumerate(self.tokens)})
-        return self.__dict__["_ids"]
+        """{word: id}, built on first use."""
+        return {w: i for i, w in enumerate(self.tokens)}
 
     def encode(self, texts: Iterable, max_len: int) -> np.ndarray:
         """(N, max_len) int32 ids of each text's first ``max_len`` words, 0-padded at the end."""
