@@ -213,11 +213,15 @@ def test_cached_generation_equals_full_recomputation(positions, rng):
     params = lm.init(jax.random.key(0), prompt)["params"]
     params = jax.tree.map(lambda p: p * 3.0, params)  # sharper distributions: fewer near-ties
     cached = np.asarray(lm.generate(params, prompt, 10, temperature=0.0))
-    tokens = prompt
-    forward = jax.jit(lm.apply)  # one compile per length, not one per operation
-    for _ in range(10):  # no cache: the whole sequence again for every new token
+    # No cache: the whole sequence again for every new token. The model is causal, so the
+    # logits at position t of a zero-padded sequence are those of its first t + 1 tokens,
+    # and one fixed length compiles once instead of once per length.
+    tokens = np.zeros((2, 4 + 10), np.int32)
+    tokens[:, :4] = prompt
+    forward = jax.jit(lm.apply)
+    for t in range(4, 14):
         logits = forward({"params": params}, tokens)
-        tokens = np.concatenate([tokens, np.asarray(logits[:, -1].argmax(-1))[:, None]], 1)
+        tokens[:, t] = np.asarray(logits[:, t - 1].argmax(-1))
     np.testing.assert_array_equal(cached, tokens)
 
 
