@@ -146,9 +146,9 @@ class RNNLayer(nn.Module):
         if self.reverse:  # reverse the (small) inputs, not the (4x wider) projections
             x = reverse_within_lengths(x, lengths)
         # Project time-major, so the scan reads (T, B, G*H) without transposing it, and as
-        # one 2-D product (T*B, F) @ (F, G*H): XLA:CPU lays out the gradient of a 3-D
-        # product (contracting T and B at once) with a transposed copy of the (T, B, G*H)
-        # cotangent, which made the LSTM benchmark's training step about 1.3x slower.
+        # one 2-D product (T*B, F) @ (F, G*H): for the gradient of a 3-D product XLA:CPU
+        # copies the whole (T, B, G*H) cotangent transposed (LSTM benchmark step 1.3-1.7x
+        # slower).
         a = nn.Dense(size, bias_init=_bias_init(self.cell, self.hidden_size), name="input")(
             x.swapaxes(0, 1).reshape(steps * batch, -1)
         ).reshape(steps, batch, size)
