@@ -1,5 +1,7 @@
 """Layers against NumPy references written here: naive loops and the textbook equations."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,12 +9,52 @@ import numpy as np
 import pytest
 
 from jaxdl import models
-from jaxdl.models.layers import pool
+from jaxdl.models.layers import flat_dot_general, pool
 from jaxdl.models.rnn import RNNLayer
+from jaxdl.models.transformer import _causal_halves, attention
 
 
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))
+
+
+# --------------------------------------------------------------------------- dense
+
+
+@pytest.mark.parametrize(
+    "features, axis, x_shape, equation",
+    [
+        (6, -1, (2, 3, 5), "btd,do->bto"),  # Dense on a sequence
+        ((3, 2, 4), -1, (2, 3, 5), "btd,dshk->btshk"),  # attention's qkv projection
+        (6, (-2, -1), (2, 3, 2, 4), "bthk,hko->bto"),  # attention's output projection
+    ],
+)
+def test_flat_dot_general_dense_equals_einsum(features, axis, x_shape, equation, rng):
+    x = rng.normal(size=x_shape).astype(np.float32)
+    flat = nn.DenseGeneral(features, axis=axis, dot_general=flat_dot_general)
+    variables = flat.init(jax.random.key(0), x)
+    kernel, bias = (np.asarray(variables["params"][n], np.float64) for n in ("kernel", "bias"))
+    np.testing.assert_allclose(
+        flat.apply(variables, x), np.einsum(equation, x, kernel) + bias, rtol=1e-5, atol=1e-5
+    )
+    # the gradients of the 2-D product equal those of lax.dot_general's own N-D product
+    plain = nn.DenseGeneral(features, axis=axis)
+    g = jnp.asarray(rng.normal(size=flat.apply(variables, x).shape), jnp.float32)
+
+    def grads(module):
+        return jax.grad(lambda v, x: jnp.sum(module.apply(v, x) * g), (0, 1))(variables, x)
+
+    for a, b in zip(jax.tree.leaves(grads(flat)), jax.tree.leaves(grads(plain)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_flat_dot_general_leaves_batched_products_to_lax(rng):
+    a = rng.normal(size=(4, 3, 5)).astype(np.float32)
+    b = rng.normal(size=(4, 5, 2)).astype(np.float32)
+    numbers = (((2,), (1,)), ((0,), (0,)))
+    np.testing.assert_allclose(
+        flat_dot_general(a, b, numbers), np.einsum("btd,bdo->bto", a, b), rtol=1e-5, atol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- convolution
@@ -180,6 +222,36 @@ def test_attention_matches_softmax_formula_with_masks(causal, rng):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-12)
     assert (weights[1, :, :, 3:] == 0).all()  # padding receives no attention
+
+
+def test_causal_attention_of_64_positions_matches_softmax_formula(rng):
+    # 64 causal positions with no mask: on CPU ``attention`` takes the two-halves path
+    x = rng.normal(size=(2, 64, 8)).astype(np.float32)
+    layer = models.MultiHeadAttention(num_heads=2, causal=True)
+    variables = layer.init(jax.random.key(0), x)
+    expected, _ = numpy_attention(
+        x.astype(np.float64),
+        jax.tree.map(np.asarray, variables["params"]),
+        2,
+        np.tril(np.ones((64, 64), bool)),
+    )
+    np.testing.assert_allclose(layer.apply(variables, x), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "split",
+    [functools.partial(attention, causal=True), _causal_halves],
+    ids=["attention", "halves"],
+)
+def test_causal_halves_gradient_equals_one_call(split, rng):
+    q, k, v, g = (jnp.asarray(rng.normal(size=(2, 64, 2, 4)), jnp.float32) for _ in range(4))
+    one_call = functools.partial(jax.nn.dot_product_attention, is_causal=True)
+
+    def grads(fn):
+        return jax.grad(lambda q, k, v: jnp.sum(fn(q, k, v) * g), (0, 1, 2))(q, k, v)
+
+    for a, b in zip(grads(split), grads(one_call), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_classifier_ignores_padding_tokens(rng):

