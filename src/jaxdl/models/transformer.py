@@ -1,7 +1,8 @@
 """Transformers: an encoder classifier and a decoder-only language model with a K/V cache.
 
 Attention is ``softmax(Q K^T / sqrt(d_head) + mask) V`` computed by
-``jax.nn.dot_product_attention``, so GPUs get their fused kernels. Blocks are pre-layer-norm:
+``jax.nn.dot_product_attention``, so GPUs get their fused kernels (on CPU a long causal
+attention is split in two halves of the queries, see ``attention``). Blocks are pre-layer-norm:
 ``x + Attention(LN(x))`` then ``x + MLP(LN(x))``, with dropout on each branch's output.
 """
 
