@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxdl import models
-from jaxdl.models.layers import flat_dot_general, pool
+from jaxdl.models.layers import FlatDenseGeneral, flat_dot_general, pool
 from jaxdl.models.rnn import RNNLayer
 from jaxdl.models.transformer import _causal_halves, attention
 
@@ -31,7 +31,7 @@ def sigmoid(x):
 )
 def test_flat_dot_general_dense_equals_einsum(features, axis, x_shape, equation, rng):
     x = rng.normal(size=x_shape).astype(np.float32)
-    flat = nn.DenseGeneral(features, axis=axis, dot_general=flat_dot_general)
+    flat = FlatDenseGeneral(features, axis=axis)
     variables = flat.init(jax.random.key(0), x)
     kernel, bias = (np.asarray(variables["params"][n], np.float64) for n in ("kernel", "bias"))
     np.testing.assert_allclose(

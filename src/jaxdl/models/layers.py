@@ -20,7 +20,7 @@ def flat_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_elem
     cotangent transposed before the weight-gradient product; written as (B*T, D) @ (D, out)
     it does not, and the Transformer LM benchmark step runs about 10% faster. The result is
     the same product. Other contractions (batch axes, other axis orders) go to
-    ``lax.dot_general`` unchanged. Pass it as ``nn.Dense(..., dot_general=flat_dot_general)``.
+    ``lax.dot_general`` unchanged. ``FlatDense`` and ``FlatDenseGeneral`` use it.
     """
     (lhs_contract, rhs_contract), batch = dimension_numbers
     n = len(lhs_contract)
@@ -38,6 +38,11 @@ def flat_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_elem
         preferred_element_type=preferred_element_type,
     )
     return out.reshape(outer + rhs.shape[n:])
+
+
+# nn.Dense and nn.DenseGeneral with flat_dot_general, for layers that see (B, T, ...) inputs
+FlatDense = functools.partial(nn.Dense, dot_general=flat_dot_general)
+FlatDenseGeneral = functools.partial(nn.DenseGeneral, dot_general=flat_dot_general)
 
 
 def _windows(x: jax.Array, window: int) -> jax.Array:
@@ -203,10 +208,9 @@ class FeedForward(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        dense = functools.partial(nn.Dense, dot_general=flat_dot_general)
-        x = activations.get(self.activation)(dense(self.hidden, name="up")(x))
+        x = activations.get(self.activation)(FlatDense(self.hidden, name="up")(x))
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return dense(self.out, name="down")(x)
+        return FlatDense(self.out, name="down")(x)
 
 
 def global_average_pool(x: jax.Array) -> jax.Array:

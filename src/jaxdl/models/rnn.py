@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxdl.models.layers import flat_dot_general
+from jaxdl.models.layers import FlatDense
 
 GATES = {"simple": 1, "lstm": 4, "gru": 3}
 
@@ -280,4 +280,4 @@ class RNNSequenceModel(nn.Module):
         x = RNN(
             self.cell, self.hidden_size, self.num_layers, dropout_rate=self.dropout_rate, name="rnn"
         )(_as_sequences(x), lengths, train)
-        return nn.Dense(self.num_outputs, dot_general=flat_dot_general, name="output")(x)
+        return FlatDense(self.num_outputs, name="output")(x)

@@ -15,10 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl.models.layers import FeedForward, flat_dot_general
-
-_Dense = functools.partial(nn.Dense, dot_general=flat_dot_general)
-_DenseGeneral = functools.partial(nn.DenseGeneral, dot_general=flat_dot_general)
+from jaxdl.models.layers import FeedForward, FlatDense, FlatDenseGeneral
 
 
 def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
@@ -79,7 +76,7 @@ class MultiHeadAttention(nn.Module):
         if d_model % self.num_heads:
             raise ValueError(f"d_model={d_model} is not divisible by num_heads={self.num_heads}")
         head = d_model // self.num_heads
-        qkv = _DenseGeneral((3, self.num_heads, head), name="qkv")(x)
+        qkv = FlatDenseGeneral((3, self.num_heads, head), name="qkv")(x)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         causal = self.causal
         if self.decode:
@@ -96,7 +93,7 @@ class MultiHeadAttention(nn.Module):
             mask = seen[None, None] if mask is None else mask & seen[None, None]
             causal = False
         out = attention(q, k, v, mask, causal)
-        return _DenseGeneral(d_model, axis=(-2, -1), name="out")(out)
+        return FlatDenseGeneral(d_model, axis=(-2, -1), name="out")(out)
 
 
 class TransformerBlock(nn.Module):
@@ -219,7 +216,7 @@ class TransformerClassifier(nn.Module):
             x = x[:, 0]
         elif self.pooling != "none":
             raise ValueError(f"pooling must be 'mean', 'first' or 'none', got {self.pooling!r}")
-        return _Dense(self.num_classes, name="output")(x)
+        return FlatDense(self.num_classes, name="output")(x)
 
 
 class TransformerLM(nn.Module):
@@ -267,7 +264,7 @@ class TransformerLM(nn.Module):
                 self.num_heads, self.mlp_dim, self.dropout_rate, self.decode, self.max_len, train,
                 name="blocks",
             )(x)  # fmt: skip
-            return _Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
+            return FlatDense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
         for i in range(self.num_layers):
             x = _block(self.remat and not self.decode)(
                 self.num_heads,
@@ -278,7 +275,7 @@ class TransformerLM(nn.Module):
                 max_len=self.max_len,
                 name=f"block{i}",
             )(x, None, train)
-        return _Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
+        return FlatDense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
 
     @nn.nowrap
     def generate(
