@@ -254,6 +254,18 @@ def test_causal_halves_gradient_equals_one_call(split, rng):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_causal_attention_on_cpu_skips_a_quarter_of_the_work():
+    # halves of T/2 queries attend to T/2 and T keys: (T/2 * T/2 + T/2 * T) / T^2 = 3/4
+    q = jnp.ones((2, 128, 2, 16), jnp.float32)
+
+    def flops(fn):
+        return jax.jit(fn).lower(q, q, q).compile().cost_analysis()["flops"]
+
+    split = flops(functools.partial(attention, causal=True))
+    one_call = flops(functools.partial(jax.nn.dot_product_attention, is_causal=True))
+    assert split == pytest.approx(0.75 * one_call, rel=0.02)
+
+
 def test_classifier_ignores_padding_tokens(rng):
     model = models.TransformerClassifier(12, 1, 8, 2, 16, max_len=6, num_classes=3, pad_id=0)
     tokens = np.array([[3, 4, 5, 0, 0, 0]], np.int32)

@@ -147,13 +147,12 @@ class RNNLayer(nn.Module):
         size = GATES[self.cell] * self.hidden_size
         if self.reverse:  # reverse the (small) inputs, not the (4x wider) projections
             x = reverse_within_lengths(x, lengths)
-        # Project time-major, so the scan reads (T, B, G*H) without transposing it, and as
-        # one 2-D product (T*B, F) @ (F, G*H): for the gradient of a 3-D product XLA:CPU
-        # copies the whole (T, B, G*H) cotangent transposed (LSTM benchmark step 1.3-1.7x
-        # slower).
-        a = nn.Dense(size, bias_init=_bias_init(self.cell, self.hidden_size), name="input")(
-            x.swapaxes(0, 1).reshape(steps * batch, -1)
-        ).reshape(steps, batch, size)
+        # Project time-major, so the scan reads (T, B, G*H) without transposing it; FlatDense
+        # computes it as one 2-D product (T*B, F) @ (F, G*H), whose gradient XLA:CPU does
+        # not copy transposed (LSTM benchmark step 1.3-1.7x faster than the 3-D product).
+        a = FlatDense(size, bias_init=_bias_init(self.cell, self.hidden_size), name="input")(
+            x.swapaxes(0, 1)
+        )
         w_h = self.param(
             "hidden_kernel", nn.initializers.orthogonal(), (self.hidden_size, size), x.dtype
         )
