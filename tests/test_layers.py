@@ -357,14 +357,15 @@ def test_lstm_hand_written_gradient_equals_autodiff(rng):
 
     steps, batch, hidden = 6, 3, 4
     a = jnp.asarray(rng.normal(size=(steps, batch, 4 * hidden)).astype(np.float32))
+    b = jnp.asarray(rng.normal(size=(4 * hidden,)).astype(np.float32))
     w = jnp.asarray(0.5 * rng.normal(size=(hidden, 4 * hidden)).astype(np.float32))
     lengths = np.array([6, 2, 4])
     mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None].astype(np.float32)
 
-    def reference(a, w):  # the textbook LSTM, left to autodiff
+    def reference(a, b, w):  # the textbook LSTM, left to autodiff
         def step(carry, inputs):
             (h, c), (a_t, m) = carry, inputs
-            i, f, g, o = jnp.split(a_t + h @ w, 4, axis=-1)
+            i, f, g, o = jnp.split(a_t + b + h @ w, 4, axis=-1)
             c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
             h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
             return (m * h_new + (1 - m) * h, m * c_new + (1 - m) * c), m * h_new
@@ -379,14 +380,16 @@ def test_lstm_hand_written_gradient_equals_autodiff(rng):
     ]
 
     def loss(fn):
-        def total(a, w):
-            out, (h, c) = fn(a, w)
+        def total(a, b, w):
+            out, (h, c) = fn(a, b, w)
             return (out * weights[0]).sum() + (h * weights[1]).sum() + (c * weights[2]).sum()
 
         return total
 
-    ours = jax.grad(loss(lambda a, w: lstm_recurrence(a, w, mask)), argnums=(0, 1))(a, w)
-    expected = jax.grad(loss(reference), argnums=(0, 1))(a, w)
+    ours = jax.grad(loss(lambda a, b, w: lstm_recurrence(a, b, w, mask)), argnums=(0, 1, 2))(
+        a, b, w
+    )
+    expected = jax.grad(loss(reference), argnums=(0, 1, 2))(a, b, w)
     for got, want in zip(ours, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(lstm_recurrence(a, w, mask)[0], reference(a, w)[0], rtol=1e-6)
+    np.testing.assert_allclose(lstm_recurrence(a, b, w, mask)[0], reference(a, b, w)[0], rtol=1e-6)
