@@ -26,6 +26,14 @@ def test_activation_matches_formula(name):
     np.testing.assert_allclose(activations.get(name)(X), REFERENCES[name](X), rtol=1e-5, atol=1e-6)
 
 
+def test_gelu_gradient_matches_its_derivative():
+    # d/dx x Phi(x) = Phi(x) + x phi(x), with the normal CDF and density
+    x = X.astype(np.float64)
+    expected = 0.5 * (1 + erf(x / np.sqrt(2))) + x * np.exp(-(x**2) / 2) / np.sqrt(2 * np.pi)
+    grad = jax.vmap(jax.grad(activations.get("gelu")))(X)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_softmax_rows_sum_to_one_and_match_formula():
     x = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], np.float32)
     e = np.exp(x)
