@@ -168,6 +168,20 @@ def test_lstm_forget_bias_starts_at_one():
     np.testing.assert_array_equal(p["input"]["bias"], np.r_[np.zeros(4), np.ones(4), np.zeros(8)])
 
 
+@pytest.mark.parametrize("cell", ["simple", "lstm", "gru"])
+def test_recurrent_layers_initialise_from_bfloat16_inputs(cell, rng):
+    # float32 parameters, as nn.Dense makes; the float32 result equals the float32 input's
+    x = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    layer = RNNLayer(cell, 4)
+    variables = layer.init(jax.random.key(0), jnp.asarray(x, jnp.bfloat16))
+    assert {p.dtype for p in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    x16 = np.asarray(jnp.asarray(x, jnp.bfloat16).astype(jnp.float32))
+    outputs, _ = layer.apply(variables, jnp.asarray(x16, jnp.bfloat16))
+    expected, _ = layer.apply(variables, x16)
+    assert outputs.dtype == jnp.float32
+    np.testing.assert_allclose(outputs, expected, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_padded_steps_never_change_the_result(cell, rng):
     x = rng.normal(size=(3, 6, 2)).astype(np.float32)

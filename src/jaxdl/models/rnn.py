@@ -112,7 +112,8 @@ def _lstm_vjp_backward(residuals, cotangents):
         )
         dh_prev = (1.0 - m) * dh + dz @ w_t
         dc_prev = (1.0 - m) * dc + dc_new * f
-        return dh_prev, dc_prev, jax.lax.dynamic_update_index_in_dim(dz_all, dz, t, 0)
+        dz_all = jax.lax.dynamic_update_index_in_dim(dz_all, dz.astype(dz_all.dtype), t, 0)
+        return dh_prev, dc_prev, dz_all
 
     # The gate gradients go into the buffer of the projections ``a``, which nothing reads any
     # more, rather than into a fresh (T, B, 4H) buffer that XLA would first fill with zeros
@@ -190,25 +191,27 @@ class RNNLayer(nn.Module):
             a, bias = InputProjection(size, init, name="input")(x.swapaxes(0, 1))
         else:
             a = FlatDense(size, bias_init=init, name="input")(x.swapaxes(0, 1))
+        # Parameters are float32, as nn.Dense's are; the recurrence runs in the dtype of the
+        # projections (bfloat16 only when the parameters are bfloat16 too).
         w_h = self.param(
-            "hidden_kernel", nn.initializers.orthogonal(), (self.hidden_size, size), x.dtype
-        )
+            "hidden_kernel", nn.initializers.orthogonal(), (self.hidden_size, size), jnp.float32
+        ).astype(a.dtype)
         b_h = (
-            self.param("hidden_bias", nn.initializers.zeros, (size,), x.dtype)
+            self.param("hidden_bias", nn.initializers.zeros, (size,), jnp.float32).astype(a.dtype)
             if self.cell == "gru"
             else None
         )
         if lengths is None:
-            mask = jnp.ones((steps, batch, 1), x.dtype)
+            mask = jnp.ones((steps, batch, 1), a.dtype)
         else:
-            mask = (jnp.arange(steps)[:, None] < lengths[None, :])[..., None].astype(x.dtype)
+            mask = (jnp.arange(steps)[:, None] < lengths[None, :])[..., None].astype(a.dtype)
         if self.cell == "lstm":
             outputs, (last, _) = lstm_recurrence(a, bias, w_h, mask)
             outputs = outputs.swapaxes(0, 1)
             if self.reverse:
                 outputs = reverse_within_lengths(outputs, lengths)
             return outputs, last
-        carry0 = jnp.zeros((batch, self.hidden_size), x.dtype)
+        carry0 = jnp.zeros((batch, self.hidden_size), a.dtype)
 
         def step(carry, inputs):
             a_t, m_t = inputs
