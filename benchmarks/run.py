@@ -12,10 +12,10 @@ torch 2.13.0 CPU), 2026-11-22, one run per suite (results/NAME.md has every figu
 
 - zoo: compile 0.9 s (MLP) to 13 s (ResNet-20); medium sizes at 23% (CNN, ResNet-20) to
   69% (VAE) of the measured CPU peak (97 GFLOP/s); e.g. the LM 1.1 steps/s (2277 tokens/s).
-- peers (interleaved rounds): jaxdl against hand-written JAX 0.85x MLP, 1.08x CNN, 1.05x
-  LSTM, 0.93x LM; against PyTorch's best 0.65x, 1.01x, 0.62x, 0.92x. The machine ran at a
-  third of its speed during the MLP (52 steps/s; 140 in the zoo run) and such ratios move
-  by 0.1-0.3 between runs (an earlier run: 0.91x hand, 1.43x PyTorch on the MLP).
+- peers (interleaved rounds, a later run): jaxdl against hand-written JAX 0.97x MLP, 1.00x
+  CNN, 1.01x LSTM, 0.99x LM; against PyTorch's best (eager with fused Adam in all four)
+  0.98x, 1.37x, 0.90x, 0.96x. Ratios near 1 move by a few hundredths between runs (MLP
+  1.02x and 0.97x in two others); see benchmarks/README.md for the LSTM's gap.
 - pipeline: 56.0k augmented MNIST-shaped examples/s, 25.8x what the CNN step consumes.
 - end_to_end: ``Trainer.fit`` 1.19x (whole epochs compiled: no host loop) and 0.91x (a
   step per call: host batching) the examples/s of its step alone on one fixed batch.
