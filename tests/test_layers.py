@@ -11,7 +11,7 @@ import pytest
 from jaxdl import models
 from jaxdl.models.layers import FlatDenseGeneral, flat_dot_general, pool
 from jaxdl.models.rnn import RNNLayer
-from jaxdl.models.transformer import _causal_halves, attention
+from jaxdl.models.transformer import _cpu_attention, attention
 
 
 def sigmoid(x):
@@ -254,8 +254,11 @@ def test_causal_attention_of_64_positions_matches_softmax_formula(rng):
 
 @pytest.mark.parametrize(
     "split",
-    [functools.partial(attention, causal=True), _causal_halves],
-    ids=["attention", "halves"],
+    [
+        functools.partial(attention, causal=True),
+        functools.partial(_cpu_attention, causal=True),
+    ],
+    ids=["attention", "cpu"],
 )
 def test_causal_halves_gradient_equals_one_call(split, rng):
     q, k, v, g = (jnp.asarray(rng.normal(size=(2, 64, 2, 4)), jnp.float32) for _ in range(4))
@@ -266,6 +269,22 @@ def test_causal_halves_gradient_equals_one_call(split, rng):
 
     for a, b in zip(grads(split), grads(one_call), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("mask_shape", [(3, 1, 1, 6), (3, 2, 6, 6), (6, 6)])
+def test_cpu_attention_with_masks_equals_jax_attention(causal, mask_shape, rng):
+    # values and gradients of the merged-heads layout against jax.nn.dot_product_attention
+    q, k, v, g = (jnp.asarray(rng.normal(size=(3, 6, 2, 4)), jnp.float32) for _ in range(4))
+    mask = jnp.asarray(rng.random(mask_shape) < 0.7) | jnp.eye(6, dtype=bool)
+
+    def run(fn):
+        out, vjp = jax.vjp(lambda q, k, v: fn(q, k, v, mask=mask, is_causal=causal), q, k, v)
+        return (out, *vjp(g))
+
+    ours = run(lambda q, k, v, mask, is_causal: _cpu_attention(q, k, v, mask, is_causal))
+    for a, b in zip(ours, run(jax.nn.dot_product_attention), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_causal_attention_on_cpu_skips_a_quarter_of_the_work():
