@@ -16,6 +16,7 @@ sys.path.insert(0, BENCHMARKS)
 
 import compare  # noqa: E402
 import harness  # noqa: E402
+import parts  # noqa: E402
 import peaks  # noqa: E402
 import run  # noqa: E402
 
@@ -153,6 +154,13 @@ def test_run_writes_rows_with_the_machine_and_compares_clean(tmp_path):
     table = open(os.path.join(out, "zoo.md")).read()
     assert "| mlp/small | single |" in table and "- jax: " in table
     assert compare.main([out, out]) == 0
+
+
+def test_parts_time_the_forward_below_the_gradient_below_the_step():
+    # the gradient contains a forward, the step a gradient: mislabelled parts would break it
+    ms = parts.measure("mlp", "jax", repeats=3, min_round_s=0.05)
+    assert set(ms) == {"forward", "gradient", "step"}
+    assert 0 < ms["forward"] < ms["gradient"] < 1.5 * ms["step"]
 
 
 @pytest.mark.slow
