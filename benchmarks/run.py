@@ -12,10 +12,11 @@ torch 2.13.0 CPU), 2026-11-22, one run per suite (results/NAME.md has every figu
 
 - zoo: compile 0.9 s (MLP) to 13 s (ResNet-20); medium sizes at 23% (CNN, ResNet-20) to
   69% (VAE) of the measured CPU peak (97 GFLOP/s); e.g. the LM 1.1 steps/s (2277 tokens/s).
-- peers (interleaved rounds, a later run): jaxdl against hand-written JAX 0.97x MLP, 1.00x
-  CNN, 1.01x LSTM, 0.99x LM; against PyTorch's best (eager with fused Adam in all four)
-  0.98x, 1.37x, 0.90x, 0.96x. Ratios near 1 move by a few hundredths between runs (MLP
-  1.02x and 0.97x in two others); see benchmarks/README.md for the LSTM's gap.
+- peers (interleaved rounds, a later run): jaxdl against hand-written JAX 0.97x MLP, 1.01x
+  CNN, 1.00x LSTM, 0.98x LM; against PyTorch's best 1.02x, 1.53x, 0.90x, 0.95x (eager with
+  fused Adam, plain eager for the LSTM). Ratios near 1 move by a few hundredths between
+  runs (MLP 0.98x and 1.02x in two others); see benchmarks/README.md for the LSTM's and
+  the LM's gaps.
 - pipeline: 56.0k augmented MNIST-shaped examples/s, 25.8x what the CNN step consumes.
 - end_to_end: ``Trainer.fit`` 1.19x (whole epochs compiled: no host loop) and 0.91x (a
   step per call: host batching) the examples/s of its step alone on one fixed batch.
