@@ -3,10 +3,10 @@
 the hand-written JAX step and for PyTorch (no-grad forward, forward with autograd, forward
 and backward, and the fused-Adam step).
 
-Each side runs in its own process, one after the other: timed in one process, PyTorch's and
-XLA's worker threads share the two cores and slow each other (PyTorch's LSTM step took 71-76
-ms next to a warm JAX, 53 ms alone). The parts of one side are interleaved round by round
-(``harness.interleaved``).
+Each side runs in a process of its own, one after the other, so that neither library's
+warm-up or allocations are in the other's figures; the parts of one side are interleaved
+round by round (``harness.interleaved``), so a slow spell of the shared machine hits them
+alike.
 
 Command: ``python benchmarks/parts.py lm`` (about a minute; mlp, cnn, lstm or lm). Last run,
 2 cores of an AMD EPYC, jax 0.10.2, torch 2.13.0, 2026-11-22, medians in ms:
