@@ -77,31 +77,31 @@ def _cpu_attention(q, k, v, mask=None, causal=False):
         return a.transpose(0, 2, 1, 3).reshape(batch * heads, steps, head)
 
     q, k, v = merge(q), merge(k), merge(v)
-    position = jnp.arange(steps)
     if causal and mask is None and steps % 2 == 0 and steps >= 64:
         half = steps // 2
-        first = _softmax_attention(q[:, :half], k[:, :half], v[:, :half], heads, causal_from=0)
-        second = _softmax_attention(q[:, half:], k, v, heads, causal_from=half)
+        first = _softmax_attention(q[:, :half], k[:, :half], v[:, :half], heads, _seen(0, half))
+        second = _softmax_attention(q[:, half:], k, v, heads, _seen(half, steps))
         out = jnp.concatenate([first, second], axis=1)
     else:
         keep = None if mask is None else jnp.asarray(mask, bool)
         if causal:
-            tril = position[None, :] <= position[:, None]
-            keep = tril if keep is None else keep & tril
-        out = _softmax_attention(q, k, v, heads, keep=keep)
+            keep = _seen(0, steps) if keep is None else keep & _seen(0, steps)
+        out = _softmax_attention(q, k, v, heads, keep)
     return out.reshape(batch, heads, steps, head).transpose(0, 2, 1, 3)
 
 
-def _softmax_attention(q, k, v, heads, keep=None, causal_from=None):
-    """(X, T, d) queries against (X, S, d) keys and values, X = B * heads. ``keep``
-    broadcastable to (B, heads, T, S); ``causal_from=c``: query i sits at position c + i of
-    the keys."""
+def _seen(first: int, keys: int) -> jax.Array:
+    """(keys - first, keys) causal mask of the queries at positions first, ..., keys - 1."""
+    return jnp.arange(keys)[None, :] <= jnp.arange(first, keys)[:, None]
+
+
+def _softmax_attention(q, k, v, heads, keep=None):
+    """(X, T, d) queries against (X, S, d) keys and values, X = B * heads; ``keep``
+    broadcastable to (B, heads, T, S)."""
     logits = jnp.einsum(
         "xtd,xsd->xts", q, k, preferred_element_type=jnp.promote_types(q.dtype, jnp.float32)
     )
     logits = logits * jnp.asarray(1.0 / np.sqrt(q.shape[-1]), logits.dtype)
-    if causal_from is not None:
-        keep = jnp.arange(k.shape[1])[None, :] <= causal_from + jnp.arange(q.shape[1])[:, None]
     if keep is not None:
         x, t, s = logits.shape
         negative = jnp.asarray(-0.7 * jnp.finfo(logits.dtype).max, logits.dtype)
