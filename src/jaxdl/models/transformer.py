@@ -43,21 +43,14 @@ def attention(q, k, v, mask=None, causal=False):
     XLA:CPU's products run faster on, and a causal attention of T >= 64 positions skips the
     quarter of the work that causality masks out.
     """
-    whole = functools.partial(jax.nn.dot_product_attention, is_causal=causal)
+
+    def whole(q, k, v, mask):
+        return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
+
     if k.shape[1] != q.shape[1]:  # queries against a cache of keys: one call
-        return whole(q, k, v, mask=mask)
-    if mask is None:
-        return jax.lax.platform_dependent(
-            q, k, v, cpu=functools.partial(_cpu_attention, causal=causal), default=whole
-        )
-    return jax.lax.platform_dependent(
-        q,
-        k,
-        v,
-        mask,
-        cpu=lambda q, k, v, mask: _cpu_attention(q, k, v, mask, causal),
-        default=lambda q, k, v, mask: whole(q, k, v, mask=mask),
-    )
+        return whole(q, k, v, mask)
+    cpu = functools.partial(_cpu_attention, causal=causal)
+    return jax.lax.platform_dependent(q, k, v, mask, cpu=cpu, default=whole)
 
 
 def _cpu_attention(q, k, v, mask=None, causal=False):
