@@ -15,8 +15,9 @@ torch 2.13.0 CPU), 2026-11-22, one run per suite (results/NAME.md has every figu
 - peers (interleaved rounds, a later run): jaxdl against hand-written JAX 0.97x MLP, 1.01x
   CNN, 1.00x LSTM, 0.98x LM; against PyTorch's best 1.02x, 1.53x, 0.90x, 0.95x (eager with
   fused Adam, plain eager for the LSTM). Ratios near 1 move by a few hundredths between
-  runs (MLP 0.98x and 1.02x in two others); see benchmarks/README.md for the LSTM's and
-  the LM's gaps.
+  runs (MLP 0.98x and 1.02x in two others). On 2 cores of an Intel Xeon (AVX-512), whose
+  run results/peers.md holds: 0.94x, 1.17x, 0.73x, 0.84x of PyTorch's best, where XLA's
+  matrix products reach 0.60-0.77x of PyTorch's (``gemm.py``). See benchmarks/README.md.
 - pipeline: 56.0k augmented MNIST-shaped examples/s, 25.8x what the CNN step consumes.
 - end_to_end: ``Trainer.fit`` 1.19x (whole epochs compiled: no host loop) and 0.91x (a
   step per call: host batching) the examples/s of its step alone on one fixed batch.

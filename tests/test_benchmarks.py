@@ -15,6 +15,7 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 sys.path.insert(0, BENCHMARKS)
 
 import compare  # noqa: E402
+import gemm  # noqa: E402
 import harness  # noqa: E402
 import parts  # noqa: E402
 import peaks  # noqa: E402
@@ -161,6 +162,17 @@ def test_parts_time_the_forward_below_the_gradient_below_the_step():
     ms = parts.measure("mlp", "jax", repeats=3, min_round_s=0.05)
     assert set(ms) == {"forward", "gradient", "step"}
     assert 0 < ms["forward"] < ms["gradient"] < 1.5 * ms["step"]
+
+
+def test_gemm_times_the_sum_of_the_products_it_names():
+    x, w = gemm.operands(8, 16, 4, count=3)
+    expected = sum(x[t].astype("float64") @ w for t in range(3))
+    assert jnp.allclose(gemm.summed_products(jnp.asarray(x), jnp.asarray(w)), expected, atol=1e-4)
+    row = gemm.measure("mlp", 8, 16, 4, count=3, repeats=1, min_round_s=0.01)
+    assert (row["m"], row["k"], row["n"]) == (8, 16, 4)
+    assert row["xla_gflops"] > 0
+    if "torch_gflops" in row:  # the ratio is the two rates, XLA's default over PyTorch's
+        assert row["xla_to_torch"] == pytest.approx(row["xla_gflops"] / row["torch_gflops"])
 
 
 @pytest.mark.slow
