@@ -56,9 +56,10 @@ def attention(q, k, v, mask=None, causal=False):
 def _cpu_attention(q, k, v, mask=None, causal=False):
     """``attention`` with batch and heads merged into one leading axis, (B * heads, T, d).
 
-    XLA:CPU runs products with one batch dimension about twice as fast as the
-    (B, heads)-batched products of ``jax.nn.dot_product_attention`` at these sizes (the
-    benchmark LM's attention layer, forward and backward, 27.8 -> 25.5 ms). A causal
+    XLA:CPU runs products with one batch dimension at about twice the rate of the
+    (B, heads)-batched products of ``jax.nn.dot_product_attention`` at these sizes (40-90
+    against 20-55 GFLOP/s in the benchmark LM; its whole attention layer, forward and
+    backward, 27.8 -> 25.5 ms). A causal
     attention of even T >= 64 with no other mask is computed in two halves of the queries:
     the first half attends to the first T/2 keys only, as causality allows, which skips a
     quarter of the products. The mathematics is ``jax.nn.dot_product_attention``'s: logits
