@@ -1,60 +1,19 @@
 """Layers against NumPy references written here: naive loops and the textbook equations."""
 
-import functools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxdl import cpu_kernels as kernels
 from jaxdl import models
-from jaxdl.models.layers import FlatDenseGeneral, flat_dot_general, pool
+from jaxdl.models.layers import pool
 from jaxdl.models.rnn import RNNLayer
-from jaxdl.models.transformer import _cpu_attention, attention
 
 
 def sigmoid(x):
     return 1 / (1 + np.exp(-x))
-
-
-# --------------------------------------------------------------------------- dense
-
-
-@pytest.mark.parametrize(
-    "features, axis, x_shape, equation",
-    [
-        (6, -1, (2, 3, 5), "btd,do->bto"),  # Dense on a sequence
-        ((3, 2, 4), -1, (2, 3, 5), "btd,dshk->btshk"),  # attention's qkv projection
-        (6, (-2, -1), (2, 3, 2, 4), "bthk,hko->bto"),  # attention's output projection
-    ],
-)
-def test_flat_dot_general_dense_equals_einsum(features, axis, x_shape, equation, rng):
-    x = rng.normal(size=x_shape).astype(np.float32)
-    flat = FlatDenseGeneral(features, axis=axis)
-    variables = flat.init(jax.random.key(0), x)
-    kernel, bias = (np.asarray(variables["params"][n], np.float64) for n in ("kernel", "bias"))
-    np.testing.assert_allclose(
-        flat.apply(variables, x), np.einsum(equation, x, kernel) + bias, rtol=1e-5, atol=1e-5
-    )
-    # the gradients of the 2-D product equal those of lax.dot_general's own N-D product
-    plain = nn.DenseGeneral(features, axis=axis)
-    g = jnp.asarray(rng.normal(size=flat.apply(variables, x).shape), jnp.float32)
-
-    def grads(module):
-        return jax.grad(lambda v, x: jnp.sum(module.apply(v, x) * g), (0, 1))(variables, x)
-
-    for a, b in zip(jax.tree.leaves(grads(flat)), jax.tree.leaves(grads(plain)), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-
-def test_flat_dot_general_leaves_batched_products_to_lax(rng):
-    a = rng.normal(size=(4, 3, 5)).astype(np.float32)
-    b = rng.normal(size=(4, 5, 2)).astype(np.float32)
-    numbers = (((2,), (1,)), ((0,), (0,)))
-    np.testing.assert_allclose(
-        flat_dot_general(a, b, numbers), np.einsum("btd,bdo->bto", a, b), rtol=1e-5, atol=1e-6
-    )
 
 
 # --------------------------------------------------------------------------- convolution
@@ -70,18 +29,13 @@ def naive_pool(x, w, kind):
     return out
 
 
+@pytest.mark.parametrize("cpu_kernels", [True, False])
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("size", [8, 13])
-def test_pool_matches_naive_loops(kind, size, rng):
+def test_pool_matches_naive_loops(kind, size, cpu_kernels, rng):
     x = rng.normal(size=(2, size, size, 3)).astype(np.float32)
-    np.testing.assert_allclose(pool(x, 2, kind), naive_pool(x, 2, kind), rtol=1e-6)
-
-
-def test_max_pool_gradient_equals_reduce_window(rng):
-    x = jnp.asarray(rng.normal(size=(2, 13, 13, 3)).astype(np.float32))
-    ours = jax.grad(lambda x: jnp.sum(jnp.sin(pool(x, 2, "max"))))(x)
-    flax_ref = jax.grad(lambda x: jnp.sum(jnp.sin(nn.max_pool(x, (2, 2), (2, 2)))))(x)
-    np.testing.assert_allclose(ours, flax_ref, rtol=1e-6)
+    with kernels.use_cpu_kernels(cpu_kernels):
+        np.testing.assert_allclose(pool(x, 2, kind), naive_pool(x, 2, kind), rtol=1e-6)
 
 
 def naive_conv(x, kernel, bias, padding):
@@ -252,53 +206,6 @@ def test_causal_attention_of_64_positions_matches_softmax_formula(rng):
     np.testing.assert_allclose(layer.apply(variables, x), expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize(
-    "split",
-    [
-        functools.partial(attention, causal=True),
-        functools.partial(_cpu_attention, causal=True),
-    ],
-    ids=["attention", "cpu"],
-)
-def test_causal_halves_gradient_equals_one_call(split, rng):
-    q, k, v, g = (jnp.asarray(rng.normal(size=(2, 64, 2, 4)), jnp.float32) for _ in range(4))
-    one_call = functools.partial(jax.nn.dot_product_attention, is_causal=True)
-
-    def grads(fn):
-        return jax.grad(lambda q, k, v: jnp.sum(fn(q, k, v) * g), (0, 1, 2))(q, k, v)
-
-    for a, b in zip(grads(split), grads(one_call), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("mask_shape", [(3, 1, 1, 6), (3, 2, 6, 6), (6, 6)])
-def test_cpu_attention_with_masks_equals_jax_attention(causal, mask_shape, rng):
-    # values and gradients of the merged-heads layout against jax.nn.dot_product_attention
-    q, k, v, g = (jnp.asarray(rng.normal(size=(3, 6, 2, 4)), jnp.float32) for _ in range(4))
-    mask = jnp.asarray(rng.random(mask_shape) < 0.7) | jnp.eye(6, dtype=bool)
-
-    def run(fn):
-        out, vjp = jax.vjp(lambda q, k, v: fn(q, k, v, mask=mask, is_causal=causal), q, k, v)
-        return (out, *vjp(g))
-
-    ours = run(lambda q, k, v, mask, is_causal: _cpu_attention(q, k, v, mask, is_causal))
-    for a, b in zip(ours, run(jax.nn.dot_product_attention), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-def test_causal_attention_on_cpu_skips_a_quarter_of_the_work():
-    # halves of T/2 queries attend to T/2 and T keys: (T/2 * T/2 + T/2 * T) / T^2 = 3/4
-    q = jnp.ones((2, 128, 2, 16), jnp.float32)
-
-    def flops(fn):
-        return jax.jit(fn).lower(q, q, q).compile().cost_analysis()["flops"]
-
-    split = flops(functools.partial(attention, causal=True))
-    one_call = flops(functools.partial(jax.nn.dot_product_attention, is_causal=True))
-    assert split == pytest.approx(0.75 * one_call, rel=0.02)
-
-
 def test_classifier_ignores_padding_tokens(rng):
     model = models.TransformerClassifier(12, 1, 8, 2, 16, max_len=6, num_classes=3, pad_id=0)
     tokens = np.array([[3, 4, 5, 0, 0, 0]], np.int32)
@@ -383,46 +290,3 @@ def test_sequence_model_is_causal_and_matches_a_causal_lm_shape(rng):
     changed[:, 4:] = (changed[:, 4:] + 1) % 7  # change the future only
     np.testing.assert_allclose(model.apply(variables, changed)[:, :4], out[:, :4], rtol=1e-6)
     assert not np.allclose(model.apply(variables, changed)[:, 4:], out[:, 4:])
-
-
-def test_lstm_hand_written_gradient_equals_autodiff(rng):
-    from jaxdl.models.rnn import lstm_recurrence
-
-    steps, batch, hidden = 6, 3, 4
-    a = jnp.asarray(rng.normal(size=(steps, batch, 4 * hidden)).astype(np.float32))
-    b = jnp.asarray(rng.normal(size=(4 * hidden,)).astype(np.float32))
-    w = jnp.asarray(0.5 * rng.normal(size=(hidden, 4 * hidden)).astype(np.float32))
-    lengths = np.array([6, 2, 4])
-    mask = (np.arange(steps)[:, None] < lengths[None, :])[..., None].astype(np.float32)
-
-    def reference(a, b, w):  # the textbook LSTM, left to autodiff
-        def step(carry, inputs):
-            (h, c), (a_t, m) = carry, inputs
-            i, f, g, o = jnp.split(a_t + b + h @ w, 4, axis=-1)
-            c_new = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h_new = jax.nn.sigmoid(o) * jnp.tanh(c_new)
-            return (m * h_new + (1 - m) * h, m * c_new + (1 - m) * c), m * h_new
-
-        zeros = jnp.zeros((batch, hidden))
-        (h, c), out = jax.lax.scan(step, (zeros, zeros), (a, mask))
-        return out, (h, c)
-
-    weights = [
-        jnp.asarray(rng.normal(size=s).astype(np.float32))
-        for s in [(steps, batch, hidden), (batch, hidden), (batch, hidden)]
-    ]
-
-    def loss(fn):
-        def total(a, b, w):
-            out, (h, c) = fn(a, b, w)
-            return (out * weights[0]).sum() + (h * weights[1]).sum() + (c * weights[2]).sum()
-
-        return total
-
-    ours = jax.grad(loss(lambda a, b, w: lstm_recurrence(a, b, w, mask)), argnums=(0, 1, 2))(
-        a, b, w
-    )
-    expected = jax.grad(loss(reference), argnums=(0, 1, 2))(a, b, w)
-    for got, want in zip(ours, expected):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(lstm_recurrence(a, b, w, mask)[0], reference(a, b, w)[0], rtol=1e-6)

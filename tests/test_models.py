@@ -50,15 +50,34 @@ def count(params) -> int:
     return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
 
+def total(out) -> jax.Array:
+    """A scalar of every output leaf (a VAE returns a ``VAEOutput`` of four arrays)."""
+    return sum(jnp.sum(jnp.sin(leaf)) for leaf in jax.tree.leaves(out))
+
+
+def assert_trees_close(a, b, **tolerances):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, **tolerances)
+
+
 @pytest.mark.parametrize("name", ZOO_DEFAULT_RUN)
 def test_output_shape(name):
-    model, x = SPECS[name].tiny()
+    spec = SPECS[name]
+    model, x = spec.tiny()
     y = jax.jit(model.apply)(init(model, x), x)
+    assert {leaf.dtype for leaf in jax.tree.leaves(y)} == {jnp.dtype(jnp.float32)}
+    assert {leaf.shape[0] for leaf in jax.tree.leaves(y)} == {rows(model, x)}
     if name == "transformer_lm":
         assert y.shape == (*x.shape, model.vocab_size)
-    else:
+    elif spec.objective == "supervised":
         assert y.shape == (rows(model, x), 3)
-    assert y.dtype == jnp.float32
+    elif spec.objective == "reconstruction":
+        assert y.shape == x.shape
+    elif spec.objective == "elbo":
+        assert y.logits.shape == x.shape and y.mean.shape == y.z.shape == (len(x), 3)
+    else:  # gan: the discriminator's logits
+        assert y.shape == (len(x),)
 
 
 def _jit_matches_eager(variant, name):
@@ -66,7 +85,7 @@ def _jit_matches_eager(variant, name):
     model, x = SPECS[name].tiny()
     variables = init(model, x)
     out = variant(lambda v, x: model.apply(v, x))(variables, x)
-    np.testing.assert_allclose(out, model.apply(variables, x), rtol=1e-5, atol=1e-5)
+    assert_trees_close(out, model.apply(variables, x), rtol=1e-5, atol=1e-5)
 
 
 class JitAndEagerAgree(chex.TestCase):
@@ -95,8 +114,7 @@ def test_gradients_are_finite_and_match_finite_differences(name):
     rest = {k: v for k, v in variables.items() if k != "params"}
 
     def loss(params):
-        out = model.apply({"params": params, **rest}, x)
-        return jnp.sum(jnp.sin(out))
+        return total(model.apply({"params": params, **rest}, x))
 
     grads = jax.jit(jax.grad(loss))(params)
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
@@ -112,8 +130,7 @@ def test_gradients_are_finite_and_match_finite_differences(name):
 
         @jax.jit
         def loss64(params):
-            out = model.apply({"params": params, **rest64}, x64)
-            return jnp.sum(jnp.sin(out))
+            return total(model.apply({"params": params, **rest64}, x64))
 
         # Flax's normalisation layers reduce in float32 even here, which limits agreement to
         # about 1e-3; a wrong gradient is off by order one
@@ -129,8 +146,9 @@ def test_bfloat16_forward_stays_close_to_float32(name):
     half = jax.tree.map(lambda p: p.astype(jnp.bfloat16), variables)
     x16 = cast_floats(x, jnp.bfloat16)
     y16 = apply(half, x16)
-    scale = float(jnp.abs(y32).max()) + 1.0
-    assert float(jnp.abs(y16.astype(jnp.float32) - y32).max()) < 0.05 * scale
+    for a32, a16 in zip(jax.tree.leaves(y32), jax.tree.leaves(y16), strict=True):
+        scale = float(jnp.abs(a32).max()) + 1.0
+        assert float(jnp.abs(a16.astype(jnp.float32) - a32).max()) < 0.05 * scale
 
 
 # --------------------------------------------------------------- parameter counts by hand
@@ -219,6 +237,30 @@ def test_transformer_parameter_counts_by_hand():
     assert count(shapes["params"]) == v * d + 128 * d + 4 * block + 2 * d + dense(d, v)
 
 
+def test_generative_parameter_counts_by_hand():
+    # VAE 6 -> 5 -> (mean, logvar) 2 x 3; decoder 3 -> 5 -> 6
+    model, x = SPECS["vae"].tiny()
+    assert count(init(model, x)["params"]) == dense(6, 5) + dense(5, 6) + dense(3, 5) + dense(5, 6)
+    # convolutional autoencoder on 4x4x1: 3x3 stride-2 convs of 32, 64 channels (4 -> 2 -> 1),
+    # 64 -> 5 -> 3; back 3 -> 5 -> 1x1x64, transposed convs of 32 and 1 channels
+    model, x = SPECS["autoencoder"].tiny()
+    conv = lambda i, o: 9 * i * o + o
+    encoder = conv(1, 32) + conv(32, 64) + dense(64, 5) + dense(5, 3)
+    decoder = dense(3, 5) + dense(5, 64) + conv(64, 32) + conv(32, 1)
+    assert count(init(model, x)["params"]) == encoder + decoder
+    # GAN: generator 4 -> 2x2x4 map (batch norm), conv to 4 x 2 channels, shuffle to 4x4x2
+    # (batch norm), conv to 4 x 1, shuffle to 8x8x1; discriminator convs of 2 and 3 channels,
+    # each pooled (8 -> 4 -> 2), the standard-deviation channel, 2x2x4 -> 1
+    model, x = SPECS["gan"].tiny()
+    generator = dense(4, 16) + 2 * 16 + conv(4, 8) + 2 * 2 + conv(2, 4)
+    discriminator = conv(1, 2) + conv(2, 3) + dense(16, 1)
+    params = init(model, x)["params"]
+    assert (count(params["generator"]), count(params["discriminator"])) == (
+        generator,
+        discriminator,
+    )
+
+
 def test_unknown_resnet_depth():
     with pytest.raises(ValueError, match="unknown ResNet depth 21"):
         init(models.ResNet(21), np.zeros((1, 8, 8, 1), np.float32))
@@ -226,4 +268,10 @@ def test_unknown_resnet_depth():
 
 def test_every_listed_model_builds_by_name():
     for spec in ZOO:
-        assert isinstance(models.get(spec.name, 4), nn.Module)
+        classes = (4,) if spec.objective == "supervised" else ()
+        assert isinstance(models.get(spec.name, *classes), nn.Module)
+    with pytest.raises(ValueError, match="model 'mlp' needs num_classes"):
+        models.get("mlp")
+    with pytest.raises(ValueError, match="model 'vae' is trained with the 'elbo' objective"):
+        models.get("vae", 4)
+    assert {spec.objective for spec in ZOO} == set(models.OBJECTIVES)

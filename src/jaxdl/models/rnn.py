@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxdl.models.layers import FlatDense, flat_dot_general
+from jaxdl import cpu_kernels as kernels
 
 GATES = {"simple": 1, "lstm": 4, "gru": 3}
 
@@ -39,96 +39,6 @@ def _cell_step(cell: str, carry, a_t, w_h, b_h):
         return h, h
     h = jnp.tanh(a_t + carry @ w_h)
     return h, h
-
-
-def _lstm_forward_scan(a, bias, w_h, mask):
-    """The masked LSTM recurrence over time-major a (T, B, 4H), mask (T, B, 1).
-
-    Returns the outputs (T, B, H), the final (h, c), and what the backward pass needs."""
-    batch, hidden = a.shape[1], w_h.shape[0]
-    h0 = jnp.zeros((batch, hidden), a.dtype)
-
-    def step(carry, inputs):
-        h, c = carry
-        a_t, m = inputs
-        z_i, z_f, z_g, z_o = jnp.split(a_t + bias + h @ w_h, 4, axis=-1)
-        i, f, o, g = jax.nn.sigmoid(z_i), jax.nn.sigmoid(z_f), jax.nn.sigmoid(z_o), jnp.tanh(z_g)
-        c_new = f * c + i * g
-        tanh_c = jnp.tanh(c_new)
-        h_new = o * tanh_c
-        carry = (m * h_new + (1.0 - m) * h, m * c_new + (1.0 - m) * c)
-        return carry, (h_new * m, (h, c, i, f, g, o, tanh_c))
-
-    (h, c), (outputs, saved) = jax.lax.scan(step, (h0, h0), (a, mask))
-    return outputs, (h, c), saved
-
-
-@jax.custom_vjp
-def lstm_recurrence(a, bias, w_h, mask):
-    """Masked LSTM over a (T, B, 4H) input projections (without their bias), the bias (4H,),
-    recurrent kernel w_h (H, 4H) and mask (T, B, 1) -> (outputs (T, B, H), (h_T, c_T)).
-
-    The bias is added inside the time loop, where it joins the gates' element-wise work,
-    rather than in a pass of its own over the (T, B, 4H) projections.
-
-    Autodiff of a scan accumulates the recurrent kernel's gradient inside the backward loop,
-    one small product and one addition per step. This VJP keeps only the sequential part in
-    the loop (the gate gradients and ``dz @ w_h^T``) and forms ``dw_h = sum_t h_t^T dz_t``
-    afterwards as a single matrix product over all steps."""
-    outputs, last, _ = _lstm_forward_scan(a, bias, w_h, mask)
-    return outputs, last
-
-
-def _lstm_vjp_forward(a, bias, w_h, mask):
-    outputs, last, saved = _lstm_forward_scan(a, bias, w_h, mask)
-    return (outputs, last), (a, bias, w_h, mask, saved)
-
-
-def _lstm_vjp_backward(residuals, cotangents):
-    a, bias, w_h, mask, saved = residuals
-    d_outputs, (d_h, d_c) = cotangents
-    # The transposed kernel laid out once, before the loop: XLA:CPU's per-step product with a
-    # transposed right operand runs about 5% slower than with a plain one.
-    w_t = jax.lax.optimization_barrier(w_h.T)
-
-    steps = mask.shape[0]
-
-    def step(k, carry):
-        t = steps - 1 - k
-        dh, dc, dz_all = carry
-        dy, m, (h, c, i, f, g, o, tanh_c) = jax.tree.map(
-            lambda v: jax.lax.dynamic_index_in_dim(v, t, keepdims=False), (d_outputs, mask, saved)
-        )
-        dh_new = m * (dh + dy)
-        dc_new = m * dc + dh_new * o * (1.0 - tanh_c**2)
-        dz = jnp.concatenate(
-            [
-                dc_new * g * i * (1.0 - i),
-                dc_new * c * f * (1.0 - f),
-                dc_new * i * (1.0 - g**2),
-                dh_new * tanh_c * o * (1.0 - o),
-            ],
-            axis=-1,
-        )
-        dh_prev = (1.0 - m) * dh + dz @ w_t
-        dc_prev = (1.0 - m) * dc + dc_new * f
-        dz_all = jax.lax.dynamic_update_index_in_dim(dz_all, dz.astype(dz_all.dtype), t, 0)
-        return dh_prev, dc_prev, dz_all
-
-    # The gate gradients go into the buffer of the projections ``a``, which nothing reads any
-    # more, rather than into a fresh (T, B, 4H) buffer that XLA would first fill with zeros
-    # (as a scan's stacked outputs are): about 1 ms of the benchmark's 57.
-    _, _, dz = jax.lax.fori_loop(0, steps, step, (d_h, d_c, a))
-    hidden, size = w_h.shape
-    # Likewise h laid out as (H, T*B) before the product: XLA:CPU multiplies a transposed
-    # left operand about 10% slower than the copy costs (13.0 against 11.8 ms here).
-    h_prev = jax.lax.optimization_barrier(saved[0].reshape(-1, hidden).T)
-    d_w = h_prev @ dz.reshape(-1, size)
-    d_bias = dz.sum(axis=(0, 1))
-    return dz, d_bias.astype(bias.dtype), d_w.astype(w_h.dtype), jnp.zeros_like(mask)
-
-
-lstm_recurrence.defvjp(_lstm_vjp_forward, _lstm_vjp_backward)
 
 
 def reverse_within_lengths(x: jax.Array, lengths: jax.Array | None) -> jax.Array:
@@ -151,8 +61,8 @@ def _bias_init(cell: str, hidden: int):
 
 
 class InputProjection(nn.Module):
-    """``nn.Dense``'s parameters ("kernel", "bias"), returned apart: ``x @ kernel`` (as one
-    2-D product) and ``bias``, for a recurrence that adds the bias inside its time loop."""
+    """``nn.Dense``'s parameters ("kernel", "bias"), returned apart: ``x @ kernel`` and
+    ``bias``, for a recurrence that adds the bias inside its time loop."""
 
     features: int
     bias_init: nn.initializers.Initializer = nn.initializers.zeros
@@ -165,7 +75,7 @@ class InputProjection(nn.Module):
         )
         bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-        return flat_dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ()))), bias
+        return kernels.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ()))), bias
 
 
 class RNNLayer(nn.Module):
@@ -183,14 +93,12 @@ class RNNLayer(nn.Module):
         size = GATES[self.cell] * self.hidden_size
         if self.reverse:  # reverse the (small) inputs, not the (4x wider) projections
             x = reverse_within_lengths(x, lengths)
-        # Project time-major, so the scan reads (T, B, G*H) without transposing it; FlatDense
-        # computes it as one 2-D product (T*B, F) @ (F, G*H), whose gradient XLA:CPU does
-        # not copy transposed (LSTM benchmark step 1.3-1.7x faster than the 3-D product).
+        # Project time-major, so the time loop reads (T, B, G*H) without transposing it.
         init = _bias_init(self.cell, self.hidden_size)
-        if self.cell == "lstm":  # the bias is added in the time loop (see lstm_recurrence)
+        if self.cell == "lstm":  # the bias is added in the time loop (see cpu_kernels.lstm)
             a, bias = InputProjection(size, init, name="input")(x.swapaxes(0, 1))
         else:
-            a = FlatDense(size, bias_init=init, name="input")(x.swapaxes(0, 1))
+            a = kernels.Dense(size, bias_init=init, name="input")(x.swapaxes(0, 1))
         # Parameters are float32, as nn.Dense's are; the recurrence runs in the dtype of the
         # projections (bfloat16 only when the parameters are bfloat16 too).
         w_h = self.param(
@@ -206,7 +114,7 @@ class RNNLayer(nn.Module):
         else:
             mask = (jnp.arange(steps)[:, None] < lengths[None, :])[..., None].astype(a.dtype)
         if self.cell == "lstm":
-            outputs, (last, _) = lstm_recurrence(a, bias, w_h, mask)
+            outputs, (last, _) = kernels.lstm(a, bias, w_h, mask)
             outputs = outputs.swapaxes(0, 1)
             if self.reverse:
                 outputs = reverse_within_lengths(outputs, lengths)
@@ -319,4 +227,4 @@ class RNNSequenceModel(nn.Module):
         x = RNN(
             self.cell, self.hidden_size, self.num_layers, dropout_rate=self.dropout_rate, name="rnn"
         )(_as_sequences(x), lengths, train)
-        return FlatDense(self.num_outputs, name="output")(x)
+        return kernels.Dense(self.num_outputs, name="output")(x)

@@ -1,9 +1,7 @@
 """Transformers: an encoder classifier and a decoder-only language model with a K/V cache.
 
-Attention is ``softmax(Q K^T / sqrt(d_head) + mask) V`` computed by
-``jax.nn.dot_product_attention``, so GPUs get their fused kernels (on CPU the same formula in
-a faster layout, and a long causal attention split in two halves of the queries, see
-``attention``). Blocks are pre-layer-norm:
+Attention is ``softmax(Q K^T / sqrt(d_head) + mask) V`` (``cpu_kernels.attention``: on GPUs
+``jax.nn.dot_product_attention`` and its fused kernels). Blocks are pre-layer-norm:
 ``x + Attention(LN(x))`` then ``x + MLP(LN(x))``, with dropout on each branch's output.
 """
 
@@ -16,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl.models.layers import FeedForward, FlatDense, FlatDenseGeneral
+from jaxdl import cpu_kernels as kernels
+from jaxdl.models.layers import FeedForward
 
 
 def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
@@ -32,77 +31,6 @@ def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
 def padding_mask(valid: jax.Array) -> jax.Array:
     """(B, S) booleans, True for real tokens -> (B, 1, 1, S) attention mask."""
     return valid[:, None, None, :]
-
-
-def attention(q, k, v, mask=None, causal=False):
-    """``softmax(Q K^T / sqrt(d_head) + mask) V`` over (B, T, heads, d_head) queries, keys
-    and values; ``mask`` broadcastable to (B, heads, T, S), True where a query may attend.
-
-    Off CPU this is ``jax.nn.dot_product_attention``, so GPUs get their fused kernels. On
-    CPU, for self-attention, the same formula is computed by ``_cpu_attention`` in a layout
-    XLA:CPU's products run faster on, and a causal attention of T >= 64 positions skips the
-    quarter of the work that causality masks out.
-    """
-
-    def whole(q, k, v, mask):
-        return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal)
-
-    if k.shape[1] != q.shape[1]:  # queries against a cache of keys: one call
-        return whole(q, k, v, mask)
-    cpu = functools.partial(_cpu_attention, causal=causal)
-    return jax.lax.platform_dependent(q, k, v, mask, cpu=cpu, default=whole)
-
-
-def _cpu_attention(q, k, v, mask=None, causal=False):
-    """``attention`` with batch and heads merged into one leading axis, (B * heads, T, d).
-
-    XLA:CPU runs products with one batch dimension at about twice the rate of the
-    (B, heads)-batched products of ``jax.nn.dot_product_attention`` at these sizes (40-90
-    against 20-55 GFLOP/s in the benchmark LM; its whole attention layer, forward and
-    backward, 27.8 -> 25.5 ms). A causal
-    attention of even T >= 64 with no other mask is computed in two halves of the queries:
-    the first half attends to the first T/2 keys only, as causality allows, which skips a
-    quarter of the products. The mathematics is ``jax.nn.dot_product_attention``'s: logits
-    in at least float32, masked with a large negative number, softmax in float32.
-    """
-    batch, steps, heads, head = q.shape
-
-    def merge(a):
-        return a.transpose(0, 2, 1, 3).reshape(batch * heads, steps, head)
-
-    q, k, v = merge(q), merge(k), merge(v)
-    if causal and mask is None and steps % 2 == 0 and steps >= 64:
-        half = steps // 2
-        first = _softmax_attention(q[:, :half], k[:, :half], v[:, :half], heads, _seen(0, half))
-        second = _softmax_attention(q[:, half:], k, v, heads, _seen(half, steps))
-        out = jnp.concatenate([first, second], axis=1)
-    else:
-        keep = None if mask is None else jnp.asarray(mask, bool)
-        if causal:
-            keep = _seen(0, steps) if keep is None else keep & _seen(0, steps)
-        out = _softmax_attention(q, k, v, heads, keep)
-    return out.reshape(batch, heads, steps, head).transpose(0, 2, 1, 3)
-
-
-def _seen(first: int, keys: int) -> jax.Array:
-    """(keys - first, keys) causal mask of the queries at positions first, ..., keys - 1."""
-    return jnp.arange(keys)[None, :] <= jnp.arange(first, keys)[:, None]
-
-
-def _softmax_attention(q, k, v, heads, keep=None):
-    """(X, T, d) queries against (X, S, d) keys and values, X = B * heads; ``keep``
-    broadcastable to (B, heads, T, S)."""
-    logits = jnp.einsum(
-        "xtd,xsd->xts", q, k, preferred_element_type=jnp.promote_types(q.dtype, jnp.float32)
-    )
-    logits = logits * jnp.asarray(1.0 / np.sqrt(q.shape[-1]), logits.dtype)
-    if keep is not None:
-        x, t, s = logits.shape
-        negative = jnp.asarray(-0.7 * jnp.finfo(logits.dtype).max, logits.dtype)
-        logits = jnp.where(keep, logits.reshape(x // heads, heads, t, s), negative)
-        logits = logits.reshape(x, t, s)
-    weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
-    return jnp.einsum("xts,xsd->xtd", weights, v)
 
 
 class MultiHeadAttention(nn.Module):
@@ -124,7 +52,7 @@ class MultiHeadAttention(nn.Module):
         if d_model % self.num_heads:
             raise ValueError(f"d_model={d_model} is not divisible by num_heads={self.num_heads}")
         head = d_model // self.num_heads
-        qkv = FlatDenseGeneral((3, self.num_heads, head), name="qkv")(x)
+        qkv = kernels.DenseGeneral((3, self.num_heads, head), name="qkv")(x)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         causal = self.causal
         if self.decode:
@@ -140,8 +68,8 @@ class MultiHeadAttention(nn.Module):
             seen = jnp.arange(self.max_len)[None, :] <= query_pos[:, None]
             mask = seen[None, None] if mask is None else mask & seen[None, None]
             causal = False
-        out = attention(q, k, v, mask, causal)
-        return FlatDenseGeneral(d_model, axis=(-2, -1), name="out")(out)
+        out = kernels.attention(q, k, v, mask, causal)
+        return kernels.DenseGeneral(d_model, axis=(-2, -1), name="out")(out)
 
 
 class TransformerBlock(nn.Module):
@@ -264,7 +192,7 @@ class TransformerClassifier(nn.Module):
             x = x[:, 0]
         elif self.pooling != "none":
             raise ValueError(f"pooling must be 'mean', 'first' or 'none', got {self.pooling!r}")
-        return FlatDense(self.num_classes, name="output")(x)
+        return kernels.Dense(self.num_classes, name="output")(x)
 
 
 class TransformerLM(nn.Module):
@@ -312,7 +240,7 @@ class TransformerLM(nn.Module):
                 self.num_heads, self.mlp_dim, self.dropout_rate, self.decode, self.max_len, train,
                 name="blocks",
             )(x)  # fmt: skip
-            return FlatDense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
+            return kernels.Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
         for i in range(self.num_layers):
             x = _block(self.remat and not self.decode)(
                 self.num_heads,
@@ -323,7 +251,7 @@ class TransformerLM(nn.Module):
                 max_len=self.max_len,
                 name=f"block{i}",
             )(x, None, train)
-        return FlatDense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
+        return kernels.Dense(self.vocab_size, name="output")(nn.LayerNorm(name="norm")(x))
 
     @nn.nowrap
     def generate(
