@@ -87,7 +87,9 @@ def test_compose_uses_independent_keys_and_resize_keeps_the_mean():
 def test_trainer_augments_training_batches_only():
     data = jaxdl.data.load("digits", seed=0)
     trainer = jaxdl.Trainer(
-        jaxdl.models.MLP((8, 10)), seed=0, augment=lambda key, x: jnp.zeros_like(x)
+        jaxdl.models.MLP((8, 10)),
+        loss=jaxdl.tasks.Supervised(augment=lambda key, x: jnp.zeros_like(x)),
+        seed=0,
     )
     trainer.init(data.train.x[:1])
     kernel = jax.device_get(trainer.state.params["dense_0"]["kernel"])
@@ -113,7 +115,8 @@ def test_class_weighted_sgd_step_against_autodiff():
     x, y = data.train.x[:40], data.train.y[:40]
     weights = np.linspace(0.5, 2.0, 10).astype(np.float32)
     model = jaxdl.models.MLP((10,))
-    trainer = jaxdl.Trainer(model, optimizer="sgd", learning_rate=0.5, class_weight=weights)
+    task = jaxdl.tasks.Supervised(class_weight=weights)
+    trainer = jaxdl.Trainer(model, loss=task, optimizer="sgd", learning_rate=0.5)
     trainer.init(x[:1])
     params = jax.device_get(trainer.state.params)
     history = trainer.fit((x, y), epochs=1, batch_size=40, shuffle=False, verbose=False)
@@ -133,7 +136,8 @@ def test_class_weighted_sgd_step_against_autodiff():
     plain = optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": params}, x), y)
     assert np.isclose(history["loss"][0], float(plain.mean()), rtol=1e-5)
     with pytest.raises(ValueError, match="expected 10 finite weights"):
-        jaxdl.Trainer(model, class_weight=[1.0, 2.0]).fit((x, y), epochs=1, verbose=False)
+        task = jaxdl.tasks.Supervised(class_weight=[1.0, 2.0])
+        jaxdl.Trainer(model, loss=task).fit((x, y), epochs=1, verbose=False)
 
 
 def test_balanced_class_weights_find_a_rare_class():
@@ -145,7 +149,8 @@ def test_balanced_class_weights_find_a_rare_class():
     train = data.train.subset(keep)
     found = {}
     for name, options in {"as is": {}, "weighted": {"class_weight": "balanced"}}.items():
-        trainer = jaxdl.Trainer(jaxdl.models.MLP((64, 10)), seed=0, **options)
+        task = jaxdl.tasks.Supervised(**options)
+        trainer = jaxdl.Trainer(jaxdl.models.MLP((64, 10)), loss=task, seed=0)
         trainer.fit(train, epochs=40, batch_size=64, verbose=False)
         predicted = trainer.predict(data.test.x).argmax(-1)
         found[name] = jaxdl.metrics.recall(data.test.y == 3, predicted == 3)

@@ -38,9 +38,15 @@ def saved_epochs(directory) -> dict[int, int]:
     return {step: checkpointer.meta(step)["epoch"] for step in checkpointer.steps()}
 
 
-def make_trainer(directory, **kw):
+def make_trainer(directory, steps_per_call="auto", **checkpoint):
     model = jaxdl.models.MLP(features=(32, 10), dropout_rate=0.2)
-    return jaxdl.Trainer(model, schedule="cosine", seed=3, checkpoint_dir=str(directory), **kw)
+    return jaxdl.Trainer(
+        model,
+        optimizer=jaxdl.Optimizer("adam", schedule="cosine"),
+        seed=3,
+        steps_per_call=steps_per_call,
+        checkpoint=jaxdl.Checkpoint(directory, **checkpoint),
+    )
 
 
 def fit(trainer, data, callbacks, **kw):
@@ -80,12 +86,13 @@ def test_a_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
 
 def test_resume_without_a_checkpoint_starts_fresh_and_finished_runs_stay_finished(tmp_path):
     data = jaxdl.data.load("digits", seed=0)
-    trainer = make_trainer(tmp_path, keep_checkpoints=2)
+    trainer = make_trainer(tmp_path, keep=2)
     history = fit(trainer, data, [], resume=True)
     assert len(history["loss"]) == 5
     assert list(saved_epochs(tmp_path).values()) == [4, 5]
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["seed"] == 3 and config["schedule"] == "cosine" and "MLP" in config["model"]
+    assert config["seed"] == 3 and config["model"]["class"] == "MLP"
+    assert config["optimizer"]["name"] == "adam" and config["optimizer"]["schedule"] == "cosine"
     again = make_trainer(tmp_path)
     assert fit(again, data, [], resume=True) == history  # nothing left to run
     with pytest.raises(FileExistsError, match="pass resume=True to continue that run"):
@@ -94,7 +101,7 @@ def test_resume_without_a_checkpoint_starts_fresh_and_finished_runs_stay_finishe
 
 def test_resume_needs_a_checkpoint_dir():
     trainer = jaxdl.Trainer(jaxdl.models.MLP(features=(4, 10)))
-    with pytest.raises(ValueError, match="needs Trainer\\(checkpoint_dir=...\\)"):
+    with pytest.raises(ValueError, match="needs Trainer\\(checkpoint=...\\)"):
         trainer.fit(jaxdl.data.load("digits").train, epochs=1, resume=True, verbose=False)
 
 
@@ -108,7 +115,7 @@ def test_a_gan_run_resumes_exactly_too(tmp_path):
     )
 
     def run(directory, callbacks, resume=False):
-        trainer = jaxdl.Trainer(gan, loss="gan", seed=1, checkpoint_dir=str(directory))
+        trainer = jaxdl.Trainer(gan, loss="gan", seed=1, checkpoint=directory)
         return trainer, trainer.fit(
             images, epochs=3, batch_size=64, callbacks=callbacks, verbose=False, resume=resume
         )
@@ -149,13 +156,25 @@ def test_a_checkpoint_of_another_model_lists_each_mismatch(tmp_path):
     data = jaxdl.data.load("digits", seed=0)
     fit(make_trainer(tmp_path), data, [])
     other = jaxdl.Trainer(
-        jaxdl.models.MLP(features=(16, 10)), schedule="cosine", seed=3, checkpoint_dir=str(tmp_path)
+        jaxdl.models.MLP(features=(16, 10)),
+        optimizer=jaxdl.Optimizer("adam", schedule="cosine"),
+        seed=3,
+        checkpoint=tmp_path,
     )
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(jaxdl.train.CheckpointMismatchError, match="of another run") as error:
+        fit(other, data, [], resume=True)
+    assert "model.fields.features: saved [32, 10], now [16, 10]" in str(error.value)
+    assert "model.fields.dropout_rate: saved 0.2, now 0.0" in str(error.value)
+    # without config.json the arrays themselves are compared, each mismatch listed
+    os.remove(tmp_path / "config.json")
     with pytest.raises(ValueError, match="does not fit this model") as error:
         fit(other, data, [], resume=True)
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert after == [p for p in before if p.name != "config.json"]  # every other file kept
     message = str(error.value)
-    assert "['params']['dense_0']['kernel']: checkpoint (64, 32), model (64, 16)" in message
-    assert "['params']['output']['kernel']: checkpoint (32, 10), model (16, 10)" in message
+    assert "params/dense_0/kernel: checkpoint (64, 32), model (64, 16)" in message
+    assert "params/output/kernel: checkpoint (32, 10), model (16, 10)" in message
 
 
 TRAIN_SCRIPT = """
@@ -190,8 +209,9 @@ class Stream:
 directory, out, mode = sys.argv[1:4]
 data = jaxdl.data.load("digits", seed=0).train
 trainer = jaxdl.Trainer(
-    jaxdl.models.MLP(features=(32, 10), dropout_rate=0.2), schedule="cosine", seed=3,
-    checkpoint_dir=directory, checkpoint_every_steps=5 if mode == "stream" else None,
+    jaxdl.models.MLP(features=(32, 10), dropout_rate=0.2),
+    optimizer=jaxdl.Optimizer("adam", schedule="cosine"), seed=3,
+    checkpoint=jaxdl.Checkpoint(directory, every_steps=5 if mode == "stream" else None),
 )
 history = trainer.fit(
     Stream(data) if mode == "stream" else data, epochs=6 if mode == "arrays" else 3,
@@ -355,9 +375,7 @@ def test_a_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path, steps_per_ca
     data = jaxdl.data.load("digits", seed=0)
 
     def run(directory, resume=False):
-        trainer = make_trainer(
-            directory, checkpoint_every_steps=7, keep_checkpoints=100, steps_per_call=steps_per_call
-        )
+        trainer = make_trainer(directory, steps_per_call, every_steps=7, keep=100)
         stopping = jaxdl.EarlyStopping(patience=50, mode="max", restore_best=True)
         return trainer, fit(trainer, data, [stopping], resume=resume)
 
@@ -382,7 +400,7 @@ def test_a_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path, steps_per_ca
 
 def test_keep_best_keeps_the_best_epoch_beside_the_newest(tmp_path):
     data = jaxdl.data.load("digits", seed=0)
-    trainer = make_trainer(tmp_path, keep_checkpoints=1, keep_best="val_accuracy")
+    trainer = make_trainer(tmp_path, keep=1, keep_best="val_accuracy")
     history = fit(trainer, data, [])
     best_epoch = int(np.argmax(history["val_accuracy"]))  # first of equal values
     kept = saved_epochs(tmp_path)

@@ -60,6 +60,18 @@ def test_flags_reach_the_run(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["epochs_run"] == 2
 
 
+def test_an_earlier_run_folder_is_not_replaced_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "moons", "--model", "linear", "--epochs", "1", "--quiet"]
+    assert cli.main([*args, "--out", str(out)]) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert cli.main([*args, "--out", str(out)]) == 1
+    error = capsys.readouterr().err
+    assert "already holds a run; choose another folder or pass --overwrite" in error
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    assert cli.main([*args, "--out", str(out), "--overwrite"]) == 0
+
+
 def test_bad_names_give_a_short_error(capsys):
     assert cli.main(["train", "--optimizer", "adum", "--quiet"]) == 2
     assert "unknown optimizer 'adum'; expected one of" in capsys.readouterr().err
@@ -68,6 +80,16 @@ def test_bad_names_give_a_short_error(capsys):
 def test_graph_models_point_to_their_examples(capsys):
     assert cli.main(["train", "--model", "gcn", "--quiet"]) == 2
     assert "model 'gcn' reads graphs" in capsys.readouterr().err
+
+
+def test_generative_models_are_not_offered(capsys):
+    assert cli.main(["train", "--model", "vae", "--quiet"]) == 2
+    assert "model 'vae' is trained with the 'elbo' objective" in capsys.readouterr().err
+    assert cli.main(["list"]) == 0
+    models_line = next(line for line in capsys.readouterr().out.splitlines() if "models:" in line)
+    assert "mlp" in models_line and not {"vae", "gan", "autoencoder"} & set(
+        models_line.split(":", 1)[1].replace(",", " ").split()
+    )
 
 
 def test_list_and_help(capsys):

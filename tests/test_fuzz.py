@@ -30,7 +30,7 @@ FEATURES = 64  # digits: (N, 64) float32 features, labels in [0, 10)
 def trained(tmp_path_factory):
     directory = tmp_path_factory.mktemp("saved")
     data = jaxdl.data.load("digits", seed=0)
-    trainer = jaxdl.Trainer(jaxdl.models.MLP(features=(16, 10)), checkpoint_dir=str(directory))
+    trainer = jaxdl.Trainer(jaxdl.models.MLP(features=(16, 10)), checkpoint=directory)
     trainer.fit(data.train, epochs=1, batch_size=64, verbose=False)
     return trainer, data, directory
 

@@ -114,7 +114,10 @@ def test_vae_on_binarised_digits_beats_the_independent_pixel_baseline():
     train, test = digits(binary=True)
     baseline = independent_pixel_nll(train, test)
     trainer = jaxdl.Trainer(
-        VAE((64,), latent_dim=8), loss="elbo", learning_rate=1e-3, schedule="cosine", seed=0
+        VAE((64,), latent_dim=8),
+        loss="elbo",
+        optimizer=jaxdl.Optimizer("adam", 1e-3, schedule="cosine"),
+        seed=0,
     )
     history = trainer.fit(train, epochs=100, batch_size=64, validation_data=test, verbose=False)
     assert list(history)[0] == "loss" and {"reconstruction", "kl", "val_kl"} < set(history)

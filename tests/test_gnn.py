@@ -214,7 +214,9 @@ def test_gcn_learns_the_karate_club_split_from_one_label_per_faction(seed):
     graph, labels = graph_sets.karate_club()
     labelled = np.zeros(34, bool)
     labelled[[0, 33]] = True  # the instructor and the administrator
-    trainer = jaxdl.Trainer(GCN((16,), 2, dropout_rate=0.5), learning_rate=0.01, l2=5e-4, seed=seed)
+    trainer = jaxdl.Trainer(
+        GCN((16,), 2, dropout_rate=0.5), optimizer=jaxdl.Optimizer("adam", 0.01, l2=5e-4), seed=seed
+    )
     trainer.fit(graphs.NodeDataset(graph, labels, labelled), epochs=100, verbose=False)
     scores = trainer.evaluate(graphs.NodeDataset(graph, labels, ~labelled))
     assert scores["accuracy"] >= 0.9
@@ -227,7 +229,9 @@ def test_graph_network_finds_cycles_where_an_mlp_on_mean_features_cannot():
     data = graph_sets.cycles_or_trees(800, seed=0)
     train, test = data.subset(range(600)), data.subset(range(600, 800))
     gnn = jaxdl.Trainer(
-        MessagePassingNet((32, 32), 2), learning_rate=1e-3, schedule="cosine", seed=0
+        MessagePassingNet((32, 32), 2),
+        optimizer=jaxdl.Optimizer("adam", 1e-3, schedule="cosine"),
+        seed=0,
     )
     gnn.fit(train, epochs=20, batch_size=32, verbose=False)
     assert gnn.evaluate(test)["accuracy"] >= 0.95

@@ -18,7 +18,9 @@ def digit_images():
 
 
 def fit(model, data, epochs, lr, batch_size=64, **options):
-    trainer = jaxdl.Trainer(model, learning_rate=lr, schedule="cosine", seed=0, **options)
+    clip = {"clip_norm": options.pop("clip_norm")} if "clip_norm" in options else {}
+    opt = jaxdl.Optimizer("adam", lr, schedule="cosine", **clip)
+    trainer = jaxdl.Trainer(model, optimizer=opt, seed=0, **options)
     trainer.fit(data.train, epochs=epochs, batch_size=batch_size, verbose=False)
     return trainer
 
@@ -63,7 +65,8 @@ def test_transformer_reverses_held_out_sequences():
     model = jaxdl.models.TransformerClassifier(
         10, 2, 64, 4, 128, max_len=16, num_classes=10, pooling="none"
     )
-    trainer = jaxdl.Trainer(model, learning_rate=1e-3, schedule="warmup_cosine", seed=0)
+    opt = jaxdl.Optimizer("adam", 1e-3, schedule="warmup_cosine")
+    trainer = jaxdl.Trainer(model, optimizer=opt, seed=0)
     trainer.fit(data.train, epochs=12, batch_size=128, verbose=False)
     assert trainer.evaluate(data.test)["accuracy"] == 1.0
 
@@ -76,7 +79,8 @@ def test_character_lm_beats_the_unigram_entropy_and_generates():
     p = counts / counts.sum()
     unigram_bits = float(-np.mean(np.log2(p[text.test.y.ravel()])))
     lm = jaxdl.models.TransformerLM(text.info.num_classes, 2, 64, 4, 256, max_len=64)
-    trainer = jaxdl.Trainer(lm, learning_rate=3e-3, schedule="warmup_cosine", seed=0)
+    opt = jaxdl.Optimizer("adam", 3e-3, schedule="warmup_cosine")
+    trainer = jaxdl.Trainer(lm, optimizer=opt, seed=0)
     trainer.fit(text.train.subset(np.arange(2000)), epochs=2, batch_size=32, verbose=False)
     bits = trainer.evaluate(text.test)["loss"] / math.log(2)
     assert bits < unigram_bits - 1.0

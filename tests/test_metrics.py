@@ -151,3 +151,18 @@ def test_classifier_score_by_hand():
     assert metrics.classifier_score([[0.5, 0.5], [1.0, 0.0]]) == pytest.approx(np.exp(kl))
     with pytest.raises(ValueError, match="rows that sum to one"):
         metrics.classifier_score([[0.5, 0.2]])
+
+
+@pytest.mark.parametrize("name", sorted(metrics.METRICS))
+def test_empty_states_have_the_structure_from_batch_returns_and_merge_as_identity(name):
+    """The loop starts each epoch's running merge from ``empty``; a compiled carry must have
+    exactly the structure, shapes and dtypes of what the step returns."""
+    metric = metrics.get(name)
+    logits = jnp.asarray([[2.0, 0.1, -1.0], [0.0, 1.0, 3.0]])
+    targets = jnp.asarray([0, 1]) if name not in ("mae", "mse") else logits * 0.5
+    state = metric(logits, targets, jnp.ones(2), 3)
+    empty = metric.empty(3)
+    shapes = lambda tree: jax.tree.map(lambda a: (a.shape, a.dtype), tree)
+    assert jax.tree.structure(empty) == jax.tree.structure(state)
+    assert shapes(empty) == shapes(state)
+    assert empty.merge(state).compute() == pytest.approx(state.compute())

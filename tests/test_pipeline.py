@@ -154,7 +154,7 @@ def test_a_streamed_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path):
         source = Records(data.train.x, data.train.y)
         trainer = jaxdl.Trainer(
             jaxdl.models.CNN(channels=(4,), dense=(16,), num_classes=10), seed=1,
-            checkpoint_dir=directory, checkpoint_every_steps=5, keep_checkpoints=100,
+            checkpoint=jaxdl.Checkpoint(directory, every_steps=5, keep=100),
         )  # fmt: skip
         pipeline = Pipeline(source, augment=AUGMENT, labels=data.train.y)
         history = trainer.fit(pipeline, epochs=2, batch_size=128, verbose=False, resume=resume)
@@ -208,7 +208,8 @@ def test_bad_input_is_named():
     assert unlabelled.targets() is None
     with pytest.raises(ValueError, match="class_weight needs labels.*labels="):
         model = jaxdl.models.MLP((4, 7))
-        jaxdl.Trainer(model, class_weight="balanced").fit(unlabelled, batch_size=5, verbose=False)
+        task = jaxdl.tasks.Supervised(class_weight="balanced")
+        jaxdl.Trainer(model, loss=task).fit(unlabelled, batch_size=5, verbose=False)
     trainer = jaxdl.Trainer(jaxdl.models.MLP((4, 7)))
     trainer.fit(unlabelled, batch_size=5, verbose=False)
     # example 0 was read for the shapes by each trainer, and once in the epoch: no pass

@@ -77,7 +77,7 @@ def test_float16_step_skips_an_overflowing_update_and_lowers_the_scale():
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="precision: expected one of float32, bfloat16, float16"):
         jaxdl.Trainer(MLP(features=(2,)), precision="fp8")
-    with pytest.raises(ValueError, match="the 'elbo' objective computes in float32"):
+    with pytest.raises(ValueError, match="the 'elbo' task computes in float32"):
         jaxdl.Trainer(jaxdl.models.VAE((4,), latent_dim=2), loss="elbo", precision="bfloat16")
 
 
@@ -88,9 +88,8 @@ def test_accumulating_four_batches_equals_one_batch_four_times_larger(optimizer)
     y = rng.integers(0, 3, size=64).astype(np.int32)
     runs = {}
     for k, batch in ((1, 32), (4, 8)):
-        trainer = jaxdl.Trainer(
-            MLP(features=(16, 3)), optimizer=optimizer, learning_rate=0.05, accumulate_steps=k
-        )
+        opt = jaxdl.Optimizer(optimizer, 0.05, accumulate_steps=k)
+        trainer = jaxdl.Trainer(MLP(features=(16, 3)), optimizer=opt)
         trainer.fit((x, y), epochs=1, batch_size=batch, shuffle=False, verbose=False)
         runs[k] = trainer.state.params
     for a, b in zip(jax.tree.leaves(runs[1]), jax.tree.leaves(runs[4])):
@@ -101,7 +100,7 @@ def test_accumulating_four_batches_equals_one_batch_four_times_larger(optimizer)
 
 def test_accumulate_steps_must_be_a_positive_int():
     with pytest.raises(ValueError, match="accumulate_steps: expected an int >= 1, got 0"):
-        jaxdl.Trainer(MLP(features=(2,)), accumulate_steps=0)
+        jaxdl.Optimizer("adam", accumulate_steps=0)
 
 
 def temp_memory_and_grads(model, x):

@@ -66,7 +66,8 @@ def digits(low: int):
 def test_trainer_freezes_parameters_and_batch_statistics_and_trains_the_rest():
     x, y = digits(0)
     model = jaxdl.models.CNN((4, 8), (16,), 5, batch_norm=True)
-    trainer = jaxdl.Trainer(model, freeze=("conv_0/*", "norm_0/*"), seed=1)
+    opt = jaxdl.Optimizer(freeze=("conv_0/*", "norm_0/*"))
+    trainer = jaxdl.Trainer(model, optimizer=opt, seed=1)
     trainer.init(x[:1])
     before = jax.device_get(trainer.state.variables())
     trainer.fit((x, y), epochs=2, batch_size=64, verbose=False)
@@ -84,7 +85,7 @@ def test_trainer_freezes_parameters_and_batch_statistics_and_trains_the_rest():
     assert not np.allclose(
         after["params"]["conv_1"]["kernel"], before["params"]["conv_1"]["kernel"]
     )
-    assert trainer.config()["freeze"] == ["conv_0/*", "norm_0/*"]
+    assert trainer.config()["optimizer"]["freeze"] == ["conv_0/*", "norm_0/*"]
 
 
 def test_a_trainers_param_group_gets_its_own_sgd_rate_against_autodiff():
@@ -92,7 +93,7 @@ def test_a_trainers_param_group_gets_its_own_sgd_rate_against_autodiff():
     x, y = x[:32], y[:32]
     model = jaxdl.models.MLP((16, 5))
     trainer = jaxdl.Trainer(
-        model, optimizer="sgd", learning_rate=0.5, param_groups={"dense_0/*": 0.05}, seed=2
+        model, optimizer=jaxdl.Optimizer("sgd", 0.5, param_groups={"dense_0/*": 0.05}), seed=2
     )
     trainer.init(x[:1])
     params = jax.device_get(trainer.state.params)
@@ -122,7 +123,7 @@ def test_pretrained_backbone_is_copied_and_a_new_head_keeps_its_initialisation(t
     fresh.init(x[:1])
     for pretrained in (exported, source, saved):
         trainer = jaxdl.Trainer(
-            new_model, seed=4, pretrained=pretrained, pretrained_exclude=("output/*",)
+            new_model, seed=4, pretrained=jaxdl.Pretrained(pretrained, exclude=("output/*",))
         )
         trainer.init(x[:1])
         got = jax.device_get(trainer.state.variables())
@@ -137,7 +138,9 @@ def test_pretrained_backbone_is_copied_and_a_new_head_keeps_its_initialisation(t
             jax.device_get(fresh.state.params["output"]),
         )
     # the copies are the trainer's own: training it leaves the source's arrays alive
-    trainer = jaxdl.Trainer(new_model, seed=4, pretrained=source, pretrained_exclude="output/*")
+    trainer = jaxdl.Trainer(
+        new_model, seed=4, pretrained=jaxdl.Pretrained(source, exclude="output/*")
+    )
     trainer.fit((x, y % 3), epochs=1, batch_size=64, verbose=False)
     np.testing.assert_array_equal(
         jax.device_get(source.state.params["conv_0"]["kernel"]), saved["params"]["conv_0"]["kernel"]
@@ -147,7 +150,7 @@ def test_pretrained_backbone_is_copied_and_a_new_head_keeps_its_initialisation(t
 def test_pretrained_from_a_checkpoint_folder(tmp_path):
     x, y = digits(0)
     model = jaxdl.models.MLP((16, 5))
-    source = jaxdl.Trainer(model, checkpoint_dir=str(tmp_path / "ckpt"), seed=5)
+    source = jaxdl.Trainer(model, checkpoint=tmp_path / "ckpt", seed=5)
     source.fit((x, y), epochs=1, batch_size=64, verbose=False)
     loaded = read_variables(str(tmp_path / "ckpt"))
     jax.tree.map(
@@ -198,12 +201,13 @@ def test_a_frozen_pretrained_backbone_beats_a_frozen_random_one_on_few_labels():
     source.fit((x_pre, y_pre), epochs=10, batch_size=64, verbose=False)
     scores = {}
     for name, options in {
-        "random": dict(freeze=("conv_*", "dense_*")),
+        "random": dict(optimizer=jaxdl.Optimizer("adam", 1e-2, freeze=("conv_*", "dense_*"))),
         "frozen": dict(
-            pretrained=source, pretrained_exclude="output/*", freeze=("conv_*", "dense_*")
+            pretrained=jaxdl.Pretrained(source, exclude="output/*"),
+            optimizer=jaxdl.Optimizer("adam", 1e-2, freeze=("conv_*", "dense_*")),
         ),
     }.items():
-        trainer = jaxdl.Trainer(model, learning_rate=1e-2, seed=1, **options)
+        trainer = jaxdl.Trainer(model, seed=1, **options)
         trainer.fit((x_pre[few], y_pre[few]), epochs=30, batch_size=10, verbose=False)
         scores[name] = trainer.evaluate((x_test, y_test))["accuracy"]
     assert scores["frozen"] >= 0.97, scores

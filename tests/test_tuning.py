@@ -37,9 +37,9 @@ def test_sweep_of_eight_equals_eight_trainer_runs(digits):
     for k, config in enumerate(configs):
         trainer = jaxdl.Trainer(
             model,
-            optimizer="adamw",
-            learning_rate=config["learning_rate"],
-            optimizer_options={"weight_decay": config["weight_decay"]},
+            optimizer=jaxdl.Optimizer(
+                "adamw", config["learning_rate"], options={"weight_decay": config["weight_decay"]}
+            ),
             seed=config["seed"],
         )
         expected = trainer.fit(

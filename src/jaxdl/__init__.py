@@ -16,17 +16,19 @@ from jaxdl import (  # noqa: E402
     metrics,
     models,
     optim,
-    parallel,
     plotting,
     train,
     tuning,
 )
 from jaxdl.model_summary import summary  # noqa: E402
+from jaxdl.optimizer import Optimizer  # noqa: E402
 from jaxdl.train import (  # noqa: E402
     Callback,
+    Checkpoint,
     CSVLogger,
     EarlyStopping,
     NonFiniteLossError,
+    Pretrained,
     Trainer,
     TrainState,
     create_train_state,
@@ -35,6 +37,8 @@ from jaxdl.train import (  # noqa: E402
     load_model,
     make_eval_step,
     make_train_step,
+    parallel,
+    tasks,
 )
 
 __version__ = "0.1.0"
@@ -43,6 +47,10 @@ __all__ = [
     "CSVLogger",
     "keep_freed_memory",
     "Callback",
+    "Checkpoint",
+    "Optimizer",
+    "Pretrained",
+    "tasks",
     "EarlyStopping",
     "NonFiniteLossError",
     "TrainState",

@@ -18,6 +18,7 @@ from datetime import datetime
 from jaxdl import data as data_lib
 from jaxdl import losses, metrics, models, optim, plotting
 from jaxdl._checks import lookup
+from jaxdl.optimizer import Optimizer
 from jaxdl.train import CSVLogger, EarlyStopping, Trainer
 
 
@@ -43,6 +44,11 @@ def _number(kind: type, low: float, high: float = math.inf, low_inclusive: bool 
     return parse
 
 
+def _trainable() -> list[str]:
+    """The models ``jaxdl train`` offers: the supervised ones (it trains classifiers)."""
+    return sorted(spec.name for spec in models.ZOO if spec.objective == "supervised")
+
+
 def _train_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
@@ -54,7 +60,7 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default="mlp",
-        help=f"model: {', '.join(sorted(models.MODELS))} "
+        help=f"model: {', '.join(_trainable())} "
         "(cnn, resnet and recurrent models read digits as 8x8 images or rows)",
     )
     p.add_argument("--dataset", default="digits", help=f"data set: {', '.join(data_lib.names())}")
@@ -100,6 +106,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default=None, help="run folder to write (default: runs/MODEL-DATASET-TIMESTAMP)"
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the files of an earlier run in --out"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -116,6 +125,11 @@ def _model_options(args) -> dict:
 
 
 def _load(args, spec):
+    if spec.objective != "supervised":
+        raise ValueError(
+            f"model {args.model!r} is trained with the {spec.objective!r} objective; "
+            "`jaxdl train` trains classifiers: see examples/vae.py and examples/gan.py"
+        )
     if spec.inputs == "tokens":
         raise ValueError(
             f"model {args.model!r} reads token ids; `jaxdl train` trains on "
@@ -150,21 +164,19 @@ def train(args) -> dict:
     splits = _load(args, spec)
     info = splits.info
     model = models.get(args.model, info.num_classes, **_model_options(args))
+    optimizer = Optimizer(args.optimizer, args.lr, schedule=args.schedule, l2=args.l2)
     trainer = Trainer(
-        model,
-        loss="cross_entropy",
-        optimizer=args.optimizer,
-        learning_rate=args.lr,
-        metrics=("accuracy", "f1"),
-        seed=args.seed,
-        schedule=args.schedule,
-        l2=args.l2,
+        model, loss="cross_entropy", optimizer=optimizer, metrics=("accuracy", "f1"), seed=args.seed
     )
     out = args.out or os.path.join(
         "runs", f"{args.model}-{args.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
     )
+    if os.path.isdir(out) and os.listdir(out) and not args.overwrite:
+        raise FileExistsError(
+            f"--out {out} already holds a run; choose another folder or pass --overwrite"
+        )
     os.makedirs(out, exist_ok=True)
-    config = {k: v for k, v in vars(args).items() if k not in ("command", "quiet")}
+    config = {k: v for k, v in vars(args).items() if k not in ("command", "quiet", "overwrite")}
     config["out"] = out
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
@@ -203,7 +215,7 @@ def train(args) -> dict:
 def list_names(args) -> None:
     """Print what each flag of ``jaxdl train`` accepts."""
     rows = {
-        "models": sorted(models.MODELS),
+        "models": _trainable(),
         "datasets": data_lib.names(),
         "optimizers": sorted(optim.OPTIMIZERS),
         "schedules": list(optim.SCHEDULES),

@@ -8,7 +8,8 @@ Two layers:
   probabilities of the positive class, thresholded at 0.5. They run on the host in NumPy.
 - Mergeable metric states in the style of CLU (``Mean``, ``Accuracy``, ``ConfusionMatrix``):
   ``State.from_batch(...)`` inside a compiled step, ``a.merge(b)`` across batches or
-  devices, ``state.compute()`` at the end. States hold sums, so a metric over an epoch is
+  devices, ``state.compute()`` at the end, and ``State.empty()``, the state of no examples,
+  from which an epoch's running merge starts. States hold sums, so a metric over an epoch is
   exact, not an average of batch averages, and padded examples (mask 0) never count.
 
 Macro averages run over the classes that occur in ``y_true`` or ``y_pred``, as scikit-learn
@@ -18,6 +19,7 @@ does; a ratio whose denominator is zero counts as 0 (scikit-learn's ``zero_divis
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -252,6 +254,11 @@ class Mean:
         m = _mask(mask, values.shape[0])
         return cls(total=jnp.sum(values.astype(jnp.float32) * m), count=jnp.sum(m))
 
+    @classmethod
+    def empty(cls, num_classes: int | None = None) -> Mean:
+        """The state of no examples: total 0, count 0 (float32 scalars)."""
+        return cls(total=jnp.zeros((), jnp.float32), count=jnp.zeros((), jnp.float32))
+
     def merge(self, other: Mean) -> Mean:
         return jax.tree.map(jnp.add, self, other)
 
@@ -298,6 +305,12 @@ class ConfusionMatrix:
         counts = jnp.zeros((num_classes * num_classes,), jnp.float32).at[flat].add(m.reshape(-1))
         return cls(counts.reshape(num_classes, num_classes), statistic, average)
 
+    @classmethod
+    def empty(cls, num_classes: int, statistic="f1", average="macro") -> ConfusionMatrix:
+        """The state of no examples: a (C, C) matrix of zeros (C at least 2)."""
+        c = max(int(num_classes or 2), 2)
+        return cls(jnp.zeros((c, c), jnp.float32), statistic, average)
+
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         return self.replace(matrix=self.matrix + other.matrix)
 
@@ -305,7 +318,20 @@ class ConfusionMatrix:
         return scores_from_confusion(np.asarray(self.matrix), self.statistic, self.average)
 
 
-def _error_metric(kind: str) -> Callable:
+@dataclass(frozen=True)
+class Metric:
+    """A metric by name: ``from_batch(predictions, targets, mask, num_classes) -> state`` in
+    a compiled step, and ``empty(num_classes) -> state`` of no examples, with the structure,
+    shapes and dtypes ``from_batch`` returns (so no trace is spent to learn them)."""
+
+    from_batch: Callable
+    empty: Callable[[int | None], object]
+
+    def __call__(self, predictions, targets, mask=None, num_classes=None):
+        return self.from_batch(predictions, targets, mask, num_classes)
+
+
+def _error_metric(kind: str) -> Metric:
     def from_batch(predictions, targets, mask=None, num_classes=None) -> Mean:
         diff = predictions.astype(jnp.float32) - targets.astype(jnp.float32).reshape(
             predictions.shape
@@ -313,21 +339,20 @@ def _error_metric(kind: str) -> Callable:
         values = jnp.abs(diff) if kind == "mae" else diff**2
         return Mean.from_values(_per_example(values), mask)
 
-    return from_batch
+    return Metric(from_batch, Mean.empty)
 
 
-def _confusion_metric(statistic: str) -> Callable:
+def _confusion_metric(statistic: str) -> Metric:
     def from_batch(predictions, targets, mask=None, num_classes=None) -> ConfusionMatrix:
         return ConfusionMatrix.from_batch(
             predictions, targets, mask, num_classes, statistic=statistic, average="macro"
         )
 
-    return from_batch
+    return Metric(from_batch, lambda num_classes: ConfusionMatrix.empty(num_classes, statistic))
 
 
-# name -> from_batch(predictions, targets, mask, num_classes) -> state with merge/compute
-METRICS: dict[str, Callable] = {
-    "accuracy": Accuracy.from_batch,
+METRICS: dict[str, Metric] = {
+    "accuracy": Metric(Accuracy.from_batch, Accuracy.empty),
     "precision": _confusion_metric("precision"),
     "recall": _confusion_metric("recall"),
     "f1": _confusion_metric("f1"),
@@ -336,9 +361,15 @@ METRICS: dict[str, Callable] = {
 }
 
 
-def get(name: str) -> Callable:
-    """The batch-state constructor of the metric called ``name`` (see ``METRICS``)."""
+def get(name: str) -> Metric:
+    """The metric called ``name`` (see ``METRICS``)."""
     return lookup("metric", name, METRICS)
+
+
+def empty_states(names, num_classes: int | None) -> dict:
+    """``{"loss": Mean.empty(), name: METRICS[name].empty(num_classes), ...}``: where the
+    running merge of an epoch's metric states starts."""
+    return {"loss": Mean.empty(), **{name: get(name).empty(num_classes) for name in names}}
 
 
 def merge(a, b):

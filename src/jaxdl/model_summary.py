@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from jaxdl.train.state import _accepts_train
+from jaxdl.train.state import mode_argument, mode_kwargs
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,8 @@ def summary(model: nn.Module, x, depth: int = 1, **call_kwargs) -> ModelSummary:
     """
     if depth < 1:
         raise ValueError(f"depth: expected an int >= 1, got {depth!r}")
-    if _accepts_train(model):
-        call_kwargs.setdefault("train", False)
+    for name, value in mode_kwargs(mode_argument(model), train=False).items():
+        call_kwargs.setdefault(name, value)
     rngs = {name: jax.random.key(0) for name in ("params", "dropout", "latent")}
     variables = jax.eval_shape(lambda r, x: model.init(r, x, **call_kwargs), rngs, x)
 

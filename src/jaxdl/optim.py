@@ -24,18 +24,26 @@ import optax
 
 from jaxdl._checks import lookup
 
+# name -> constructor(learning_rate, **options); ``momentum`` means the first-moment decay
+# for every optimizer that has one, so one option name serves them all
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "sgd": lambda lr, momentum=0.0, **kw: optax.sgd(lr, momentum=momentum or None, **kw),
-    "momentum": lambda lr, momentum=0.9, **kw: optax.sgd(lr, momentum=momentum, **kw),
-    "nesterov": lambda lr, momentum=0.9, **kw: optax.sgd(
-        lr, momentum=momentum, nesterov=True, **kw
+    "sgd": lambda learning_rate, momentum=0.0, **kw: optax.sgd(
+        learning_rate, momentum=momentum or None, **kw
     ),
-    "adam": lambda lr, momentum=0.9, **kw: optax.adam(lr, b1=momentum, **kw),
-    "adamw": lambda lr, momentum=0.9, weight_decay=1e-4, **kw: optax.adamw(
-        lr, b1=momentum, weight_decay=weight_decay, **kw
+    "momentum": lambda learning_rate, momentum=0.9, **kw: optax.sgd(
+        learning_rate, momentum=momentum, **kw
     ),
-    "adagrad": lambda lr, momentum=0.0, **kw: optax.adagrad(lr, **kw),
-    "rmsprop": lambda lr, momentum=0.0, **kw: optax.rmsprop(lr, momentum=momentum, **kw),
+    "nesterov": lambda learning_rate, momentum=0.9, **kw: optax.sgd(
+        learning_rate, momentum=momentum, nesterov=True, **kw
+    ),
+    "adam": lambda learning_rate, momentum=0.9, **kw: optax.adam(learning_rate, b1=momentum, **kw),
+    "adamw": lambda learning_rate, momentum=0.9, weight_decay=1e-4, **kw: optax.adamw(
+        learning_rate, b1=momentum, weight_decay=weight_decay, **kw
+    ),
+    "adagrad": lambda learning_rate, momentum=0.0, **kw: optax.adagrad(learning_rate, **kw),
+    "rmsprop": lambda learning_rate, momentum=0.0, **kw: optax.rmsprop(
+        learning_rate, momentum=momentum, **kw
+    ),
 }
 
 SCHEDULES = ("constant", "exponential", "step", "cosine", "warmup_cosine", "plateau")
@@ -212,28 +220,23 @@ def make_optimizer(
     norm, optimizer) so a frozen parameter is never touched.
     """
     if param_groups:
-        return _grouped_optimizer(
-            param_groups,
-            lambda lr: make_optimizer(
-                name,
-                lr,
-                schedule=schedule,
-                total_steps=total_steps,
-                steps_per_epoch=steps_per_epoch,
-                plateau_patience=plateau_patience,
-                plateau_factor=plateau_factor,
-                l1=l1,
-                l2=l2,
-                clip_norm=clip_norm,
-                clip_value=clip_value,
-                **optimizer_kwargs,
-            ),
-            learning_rate,
+        settings = dict(
+            schedule=schedule,
+            total_steps=total_steps,
+            steps_per_epoch=steps_per_epoch,
+            plateau_patience=plateau_patience,
+            plateau_factor=plateau_factor,
+            l1=l1,
+            l2=l2,
+            clip_norm=clip_norm,
+            clip_value=clip_value,
         )
+        make_group = lambda lr: make_optimizer(name, lr, **settings, **optimizer_kwargs)
+        return _grouped_optimizer(param_groups, make_group, learning_rate)
     make = lookup("optimizer", name, OPTIMIZERS)
     lr = learning_rate
-    if not callable(lr):
-        lr = make_schedule(schedule, float(learning_rate), total_steps)
+    if not callable(lr):  # a number, or an array (a sweep member's rate, traced)
+        lr = make_schedule(schedule, learning_rate, total_steps)
     parts = []
     if l1 or l2:
         parts.append(add_penalty_gradients(l1, l2))

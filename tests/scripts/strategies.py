@@ -24,9 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdl import metrics as jaxdl_metrics
 from jaxdl.data import Pipeline, augment
 from jaxdl.models import CNN, MLP, TransformerClassifier
-from jaxdl.train import Trainer, create_train_state, make_train_step, parallel, steps
+from jaxdl.optimizer import Optimizer
+from jaxdl.train import Trainer, create_train_state, parallel, steps
+from jaxdl.train.tasks import Supervised
 
 STEPS, BATCH = 20, 32
 
@@ -68,7 +71,6 @@ def steps_run(model, x, y, strategy):
     state = create_train_state(model, optax.adam(1e-2), x[:1], seed=0)
     state = strategy.place_state(state)
     step = strategy.compile_step(steps.make_train_step(axis_name=strategy.axis_name))
-    reference_step = make_train_step()
     losses = []
     for s in range(STEPS):
         batch = {
@@ -76,7 +78,7 @@ def steps_run(model, x, y, strategy):
             "y": y[s * BATCH : (s + 1) * BATCH],
             "mask": np.ones(BATCH, np.float32),
         }
-        acc = steps.zero_metrics(reference_step, jax.device_get(state), batch)
+        acc = jaxdl_metrics.empty_states((), None)
         state, acc, _ = step(state, acc, jnp.asarray(-1, jnp.int32), batch)
         loss = jax.device_get(acc["loss"])
         losses.append(float(loss.total / loss.count))
@@ -113,8 +115,10 @@ def main(parts):
                 MODELS["cnn_batch_norm"][0](),
                 strategy=name,
                 steps_per_call=1 if streamed else per_call,
-                augment=augment.compose(augment.random_flip(), augment.gaussian_noise(0.1)),
-                accumulate_steps=2,
+                loss=Supervised(
+                    augment=augment.compose(augment.random_flip(), augment.gaussian_noise(0.1))
+                ),
+                optimizer=Optimizer("adam", accumulate_steps=2),
                 seed=1,
             )
             train, test = (x[:200], y[:200]), (x[200:300], y[200:300])

@@ -1,22 +1,43 @@
-"""Training: state, pure steps, the Trainer loop and its callbacks."""
+"""Training: the state, pure steps, tasks, the loop, its callbacks and the Trainer facade."""
 
-from jaxdl.train import objectives
-from jaxdl.train.callbacks import Callback, CSVLogger, EarlyStopping, NonFiniteLossError
+from jaxdl.train import objectives, parallel, tasks
+from jaxdl.train.callbacks import (
+    Callback,
+    CallbackList,
+    CSVLogger,
+    EarlyStopping,
+    History,
+    NonFiniteCheck,
+    NonFiniteLossError,
+    ProgressBar,
+)
 from jaxdl.train.checkpoint import Checkpointer, CheckpointMismatchError
+from jaxdl.train.checkpointing import Checkpoint
 from jaxdl.train.export import export_model, load_model
 from jaxdl.train.objectives import gan_optimizer, make_elbo_steps, make_gan_steps
 from jaxdl.train.state import TrainState, create_train_state, init_variables
 from jaxdl.train.steps import make_epoch_runner, make_eval_step, make_train_step, predict_step
+from jaxdl.train.tasks import ELBO, GAN, Supervised, Task
 from jaxdl.train.trainer import Trainer
-from jaxdl.train.transfer import read_variables, transfer_variables
+from jaxdl.train.transfer import Pretrained, read_variables, transfer_variables
 
 __all__ = [
     "CSVLogger",
     "Callback",
+    "CallbackList",
+    "Checkpoint",
     "CheckpointMismatchError",
     "Checkpointer",
+    "ELBO",
     "EarlyStopping",
+    "GAN",
+    "History",
+    "NonFiniteCheck",
     "NonFiniteLossError",
+    "Pretrained",
+    "ProgressBar",
+    "Supervised",
+    "Task",
     "TrainState",
     "Trainer",
     "create_train_state",
@@ -30,7 +51,9 @@ __all__ = [
     "make_gan_steps",
     "make_train_step",
     "objectives",
+    "parallel",
     "predict_step",
     "read_variables",
+    "tasks",
     "transfer_variables",
 ]

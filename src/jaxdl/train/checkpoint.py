@@ -7,6 +7,14 @@ and the callbacks' state, and, as arrays again, what callbacks keep (the best we
 are numbered by optimizer step. Orbax writes each checkpoint to a temporary folder and
 renames it when complete, so a run killed while saving leaves the previous checkpoints
 intact; nothing is unpickled when loading.
+
+jaxdl touches only what it wrote. A checkpoint folder holds a marker file
+(``jaxdl-checkpoints.json``) and nothing but jaxdl's own entries; a folder with anything else
+in it is refused before training, and nothing in it is moved, deleted or overwritten. A
+checkpoint that does not fit the run (another model, optimizer or policy) raises
+``CheckpointMismatchError`` naming each difference and leaves every file where it is; only a
+checkpoint that cannot be read at all is set aside (into ``damaged/``), and the one before it
+restored.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 import warnings
 from typing import Any
@@ -26,7 +35,90 @@ from jaxdl.train.state import TrainState
 
 
 class CheckpointMismatchError(ValueError):
-    """A checkpoint holds arrays of other shapes than the model being restored."""
+    """A checkpoint does not fit the run restoring it: other arrays, or another setting."""
+
+
+MARKER = "jaxdl-checkpoints.json"
+_FORMAT = "jaxdl-checkpoints-1"
+_OWN_FILES = {MARKER, "config.json", "damaged", ".lock"}
+_STEP = re.compile(r"^\d+$")
+_WRITING = re.compile(r"^\d+\.orbax-checkpoint-tmp(-\d+)?$")  # Orbax's folder while it writes
+
+
+def _is_step(directory: str, name: str) -> bool:
+    """Whether ``name`` is a checkpoint folder as Orbax writes one for jaxdl."""
+    path = os.path.join(directory, name)
+    parts = ("_CHECKPOINT_METADATA", "state", "meta")
+    return bool(_STEP.match(name)) and any(os.path.exists(os.path.join(path, p)) for p in parts)
+
+
+def foreign_entries(directory: str) -> list[str]:
+    """The entries of ``directory`` that are not jaxdl's checkpoints or files."""
+    names = sorted(os.listdir(directory))
+    return [
+        n
+        for n in names
+        if n not in _OWN_FILES and not _WRITING.match(n) and not _is_step(directory, n)
+    ]
+
+
+def claim_folder(directory: str, create: bool = True) -> None:
+    """Make ``directory`` jaxdl's checkpoint folder, or refuse it: a file, a folder that
+    cannot be written, or one holding anything jaxdl did not write."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise NotADirectoryError(f"checkpoint folder {directory} is a file")
+    if not os.path.exists(directory):
+        if not create:
+            raise FileNotFoundError(f"no checkpoint folder {directory}")
+        os.makedirs(directory)
+    foreign = foreign_entries(directory)
+    if foreign:
+        shown = ", ".join(foreign[:6]) + (", ..." if len(foreign) > 6 else "")
+        raise FileExistsError(
+            f"checkpoint folder {directory} holds entries jaxdl did not write ({shown}); "
+            "jaxdl keeps its checkpoints in a folder of their own and never moves or deletes "
+            "anything else: choose an empty or new folder"
+        )
+    if create and not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(f"checkpoint folder {directory} is not writable")
+    marker = os.path.join(directory, MARKER)
+    if create and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            json.dump({"format": _FORMAT}, f)
+
+
+def _key_name(key) -> str:
+    for attribute in ("key", "name", "idx"):
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
+def _shapes(tree) -> dict[str, tuple]:
+    """{"opt_state/0/mu/dense_0/kernel": shape, ...} of a state's arrays or their metadata
+    (the same names for both: NamedTuple fields and dict keys alike)."""
+    leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))
+    return {"/".join(_key_name(k) for k in path): tuple(leaf.shape) for path, leaf in leaves[0]}
+
+
+def _check_meta(meta: dict) -> dict:
+    """The JSON part of a checkpoint with the types a run needs, or ValueError (a damaged
+    or edited checkpoint, taken as unreadable)."""
+    epoch, history = meta.get("epoch"), meta.get("history")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ValueError(f"epoch: expected an int >= 0, got {epoch!r}")
+    if not isinstance(history, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, int | float) for x in v) for v in history.values()
+    ):
+        raise ValueError("history: expected {name: [numbers]}")
+    if not isinstance(meta.get("callbacks", []), list | type(None)):
+        raise ValueError("callbacks: expected a list")
+    position = meta.get("position")
+    if position is not None and not (
+        isinstance(position, dict) and isinstance(position.get("batch"), int)
+    ):
+        raise ValueError("position: expected {'batch': int, ...}")
+    return meta
 
 
 def _arrays(state: TrainState) -> dict:
@@ -55,10 +147,14 @@ class Checkpointer:
         keep: int = 3,
         asynchronous: bool = True,
         best: str | None = None,
+        create: bool = True,
     ):
         if best not in (None, "min", "max"):
             raise ValueError(f"best must be None, 'min' or 'max', got {best!r}")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep: expected an int >= 1, got {keep!r}")
         self.directory = os.path.abspath(os.fspath(directory))
+        claim_folder(self.directory, create)
         self.best = best
         policy = policies.LatestN(n=keep)
         if best is not None:
@@ -71,7 +167,7 @@ class Checkpointer:
             )
             policy = policies.AnyPreservationPolicy([policy, newest_and_best])
         options = ocp.CheckpointManagerOptions(
-            preservation_policy=policy, enable_async_checkpointing=asynchronous, create=True
+            preservation_policy=policy, enable_async_checkpointing=asynchronous, create=create
         )
         handlers = {
             "state": ocp.StandardCheckpointHandler(),
@@ -105,11 +201,12 @@ class Checkpointer:
 
     def latest_step(self) -> int | None:
         """The newest complete checkpoint's step, or None when there is none."""
-        return self.manager.latest_step()
+        steps = self.steps()
+        return steps[-1] if steps else None
 
     def steps(self) -> list[int]:
         """The steps of every kept checkpoint, oldest first."""
-        return sorted(self.manager.all_steps())
+        return sorted(s for s in self.manager.all_steps() if _is_step(self.directory, str(s)))
 
     def meta(self, step: int) -> dict[str, Any]:
         """The JSON part of checkpoint ``step``: epoch, position, history, callbacks, value."""
@@ -135,27 +232,23 @@ class Checkpointer:
         return os.path.join(self.directory, str(step))
 
     def check_shapes(self, step: int, template: TrainState) -> None:
-        """Raise CheckpointMismatchError (a ValueError) listing every parameter and batch
-        statistic whose saved shape differs from the template's, with both shapes."""
-        saved = self.manager.item_metadata(step)["state"]
-
-        def shapes(tree) -> dict[str, tuple]:
-            leaves = jax.tree_util.tree_flatten_with_path(
-                tree, is_leaf=lambda x: hasattr(x, "shape")
-            )
-            return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in leaves[0]}
-
-        arrays = _arrays(template)
-        have = shapes({k: saved[k] for k in ("params", "batch_stats") if k in saved})
-        want = shapes({k: arrays[k] for k in ("params", "batch_stats")})
+        """Raise CheckpointMismatchError (a ValueError) listing every array of the state
+        (parameters, batch statistics, optimizer state) whose saved shape differs from the
+        template's, or that only one of them has, with both shapes."""
+        have = _shapes(self.manager.item_metadata(step)["state"])
+        want = _shapes(_arrays(template))
         problems = [
             f"{name}: checkpoint {have.get(name, 'missing')}, model {want.get(name, 'missing')}"
             for name in sorted(set(have) | set(want))
             if have.get(name) != want.get(name)
         ]
         if problems:
+            shown = problems[:12] + (
+                [f"... and {len(problems) - 12} more"] if len(problems) > 12 else []
+            )
             raise CheckpointMismatchError(
-                f"checkpoint {self.path(step)} does not fit this model:\n  " + "\n  ".join(problems)
+                f"checkpoint {self.path(step)} does not fit this model and optimizer (nothing "
+                "was moved):\n  " + "\n  ".join(shown)
             )
 
     def restore(self, template: TrainState, step: int | None = None):
@@ -173,7 +266,7 @@ class Checkpointer:
         if step is not None:
             candidates = [step]
         else:
-            candidates = sorted(self.manager.all_steps(), reverse=True)
+            candidates = self.steps()[::-1]
         if not candidates:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _arrays(template))
@@ -193,6 +286,7 @@ class Checkpointer:
                     items["callbacks"] = ocp.args.StandardRestore()
                 try:
                     restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+                    _check_meta(dict(restored["meta"]))
                 except Exception as error:  # Orbax and TensorStore raise many types
                     restored, failure = None, error
             if restored is not None:
@@ -223,6 +317,21 @@ class Checkpointer:
         if "callbacks" in items:
             meta["callback_arrays"] = jax.device_get(restored["callbacks"])
         return state, meta
+
+    def read_arrays(self) -> dict:
+        """The state's arrays of the newest checkpoint that reads, without a template (for
+        ``pretrained=``); a damaged newer one is named in a warning and left in place."""
+        for step in self.steps()[::-1]:
+            try:
+                args = ocp.args.Composite(state=ocp.args.StandardRestore())
+                return dict(self.manager.restore(step, args=args)["state"])
+            except Exception as error:  # Orbax and TensorStore raise many types
+                warnings.warn(
+                    f"checkpoint {self.path(step)} could not be read ({type(error).__name__}: "
+                    f"{str(error)[:200]}); trying the one before it",
+                    stacklevel=2,
+                )
+        raise FileNotFoundError(f"no readable checkpoint in {self.directory}")
 
     def _set_aside(self, step: int) -> str:
         """Move a damaged checkpoint into ``damaged/``, where Orbax no longer sees it."""

@@ -78,6 +78,63 @@ def gan_optimizer(generator: optax.GradientTransformation, discriminator=None):
     )
 
 
+def _gan_variables(state, params, batch_stats=None):
+    stats = state.batch_stats if batch_stats is None else batch_stats
+    return {"params": params, "batch_stats": stats} if stats else {"params": params}
+
+
+def _gan_losses(state: TrainState, params, x, mask, key, train: bool, latent_dim: int):
+    """Both networks' gradients from the same parameters, their batch statistics, the
+    metric states and the total loss."""
+    z = jax.random.normal(key, (x.shape[0], latent_dim), x.dtype)
+
+    def generator_loss(g_params):
+        full = {**params, "generator": g_params}
+        if train and state.batch_stats:
+            fake, updates = state.apply_fn(
+                _gan_variables(state, full),
+                z,
+                train,
+                method="generate",
+                mutable=["batch_stats"],
+            )
+            stats = updates["batch_stats"]
+        else:
+            fake = state.apply_fn(_gan_variables(state, full), z, train, method="generate")
+            stats = state.batch_stats
+        fake_logits = state.apply_fn(
+            _gan_variables(state, full), fake, train, method="discriminate"
+        )
+        return masked_mean(jax.nn.softplus(-fake_logits), mask), (fake, stats)
+
+    def discriminator_loss(d_params, fake):
+        full = {**params, "discriminator": d_params}
+        real_logits = state.apply_fn(_gan_variables(state, full), x, train, method="discriminate")
+        fake_logits = state.apply_fn(
+            _gan_variables(state, full), fake, train, method="discriminate"
+        )
+        values = jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
+        return masked_mean(values, mask), (real_logits, fake_logits)
+
+    (g_loss, (fake, stats)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
+        params["generator"]
+    )
+    fake = jax.lax.stop_gradient(fake)
+    (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(
+        discriminator_loss, has_aux=True
+    )(params["discriminator"], fake)
+    n = jnp.maximum(jnp.sum(mask), 1.0)
+    states = {
+        "loss": metrics_lib.Mean((g_loss + d_loss) * n, n),
+        "d_loss": metrics_lib.Mean(d_loss * n, n),
+        "g_loss": metrics_lib.Mean(g_loss * n, n),
+        "d_real": metrics_lib.Mean.from_values(jax.nn.sigmoid(real_logits), mask),
+        "d_fake": metrics_lib.Mean.from_values(jax.nn.sigmoid(fake_logits), mask),
+    }
+    grads = {"generator": g_grads, "discriminator": d_grads}
+    return grads, stats, states, g_loss + d_loss
+
+
 def make_gan_steps(latent_dim: int) -> tuple[Callable, Callable]:
     """One step of the non-saturating GAN game (Goodfellow et al., 2014) for a ``GAN`` model.
 
@@ -89,55 +146,6 @@ def make_gan_steps(latent_dim: int) -> tuple[Callable, Callable]:
     probability that real and generated images are real).
     """
 
-    def variables(state, params, batch_stats=None):
-        stats = state.batch_stats if batch_stats is None else batch_stats
-        return {"params": params, "batch_stats": stats} if stats else {"params": params}
-
-    def losses(state: TrainState, params, x, mask, key, train: bool):
-        z = jax.random.normal(key, (x.shape[0], latent_dim), x.dtype)
-
-        def generator_loss(g_params):
-            full = {**params, "generator": g_params}
-            if train and state.batch_stats:
-                fake, updates = state.apply_fn(
-                    variables(state, full),
-                    z,
-                    train,
-                    method="generate",
-                    mutable=["batch_stats"],
-                )
-                stats = updates["batch_stats"]
-            else:
-                fake = state.apply_fn(variables(state, full), z, train, method="generate")
-                stats = state.batch_stats
-            fake_logits = state.apply_fn(variables(state, full), fake, train, method="discriminate")
-            return masked_mean(jax.nn.softplus(-fake_logits), mask), (fake, stats)
-
-        def discriminator_loss(d_params, fake):
-            full = {**params, "discriminator": d_params}
-            real_logits = state.apply_fn(variables(state, full), x, train, method="discriminate")
-            fake_logits = state.apply_fn(variables(state, full), fake, train, method="discriminate")
-            values = jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
-            return masked_mean(values, mask), (real_logits, fake_logits)
-
-        (g_loss, (fake, stats)), g_grads = jax.value_and_grad(generator_loss, has_aux=True)(
-            params["generator"]
-        )
-        fake = jax.lax.stop_gradient(fake)
-        (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(
-            discriminator_loss, has_aux=True
-        )(params["discriminator"], fake)
-        n = jnp.maximum(jnp.sum(mask), 1.0)
-        states = {
-            "loss": metrics_lib.Mean((g_loss + d_loss) * n, n),
-            "d_loss": metrics_lib.Mean(d_loss * n, n),
-            "g_loss": metrics_lib.Mean(g_loss * n, n),
-            "d_real": metrics_lib.Mean.from_values(jax.nn.sigmoid(real_logits), mask),
-            "d_fake": metrics_lib.Mean.from_values(jax.nn.sigmoid(fake_logits), mask),
-        }
-        grads = {"generator": g_grads, "discriminator": d_grads}
-        return grads, stats, states, g_loss + d_loss
-
     def train_step(state: TrainState, batch):
         if set(state.params) != {"generator", "discriminator"}:
             raise ValueError(
@@ -145,14 +153,16 @@ def make_gan_steps(latent_dim: int) -> tuple[Callable, Callable]:
                 f"{{'generator', 'discriminator'}} (jaxdl.models.GAN), got {sorted(state.params)}"
             )
         key = jax.random.fold_in(state.rng, state.step)
-        grads, stats, states, total = losses(
-            state, state.params, batch["x"], batch_mask(batch), key, train=True
+        grads, stats, states, total = _gan_losses(
+            state, state.params, batch["x"], batch_mask(batch), key, True, latent_dim
         )
         return apply_gradients(state, grads, total, batch_stats=stats), states
 
     def eval_step(state: TrainState, batch):
         key = jax.random.fold_in(state.rng, _EVAL_STREAM)
-        return losses(state, state.params, batch["x"], batch_mask(batch), key, train=False)[2]
+        return _gan_losses(
+            state, state.params, batch["x"], batch_mask(batch), key, False, latent_dim
+        )[2]
 
     return train_step, eval_step
 

@@ -1,4 +1,5 @@
-"""Strategies: how the compiled train, evaluation and prediction functions use the devices.
+"""Strategies: how the compiled train, evaluation and prediction functions use the devices,
+and ``initialize``, which joins the processes of a multi-host run.
 
 ``Trainer(strategy=...)`` takes a name or one of these objects:
 
@@ -17,7 +18,14 @@
   ``jax.distributed`` run (``jaxdl.parallel.initialize``).
 
 Every strategy computes the one-device step on the same global batch, so losses and
-parameters agree up to the order of floating-point sums. A training batch size that does
+parameters agree up to the order of floating-point sums. ``initialize`` joins the processes
+of a multi-host run through JAX's own distributed runtime, after which
+``Trainer(strategy="sharded")`` trains over every device of every process; the same script
+runs on one CPU and on a pod slice::
+
+    info = jaxdl.parallel.initialize()     # one process: does nothing
+    trainer = jaxdl.Trainer(model)         # "sharded" when more than one device is present
+ A training batch size that does
 not divide over the devices is refused with a ValueError (choose a multiple); evaluation and
 prediction round their batch size up to a multiple, the extra rows padded and masked.
 """
@@ -36,6 +44,18 @@ from jax.sharding import PartitionSpec as P
 from jaxdl import metrics as metrics_lib
 from jaxdl.data.pipeline import global_batch
 from jaxdl.train import steps
+from jaxdl.train.distributed import ProcessInfo, initialize, process_info
+
+__all__ = [
+    "STRATEGIES",
+    "Pmap",
+    "ProcessInfo",
+    "Sharded",
+    "Single",
+    "get_strategy",
+    "initialize",
+    "process_info",
+]
 
 
 def _eval_body(eval_step: Callable) -> Callable:
@@ -55,8 +75,22 @@ class Single:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    batch_axis = 0  # the axis of the examples in the outputs of ``predict``
+
     def check_batch_size(self, batch_size: int) -> int:
         return batch_size
+
+    def plan(self, adapter, epoch: int):
+        """The (indices, mask) of an epoch of data held on the device."""
+        return adapter.plan(epoch)
+
+    def per_member(self, tree):
+        """A carry of the loop (metric states, ``first_bad``) as the compiled calls take it."""
+        return tree
+
+    def compute(self, states) -> dict[str, float]:
+        """Metric states -> {name: value}."""
+        return metrics_lib.compute(states)
 
     def inference_batch_size(self, batch_size: int) -> int:
         """``batch_size`` rounded up to a multiple of the device count."""

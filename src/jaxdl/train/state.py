@@ -19,21 +19,22 @@ from jaxdl.train.precision import DynamicLossScale, check_policy
 class TrainState(train_state.TrainState):
     """Parameters, batch statistics, optimizer state, step counter and RNG key.
 
-    Inherits ``step``, ``params``, ``opt_state`` and the static ``apply_fn`` and ``tx`` from
-    ``flax.training.train_state.TrainState``. ``batch_stats`` holds the running averages of
-    batch normalisation (an empty dict when the model has none); ``rng`` is the base key from
-    which step ``t`` draws its dropout key as ``fold_in(rng, t)``, so a run is a function of
-    the seed alone. ``accepts_train`` records whether the model's ``__call__`` takes ``train``.
-    ``frozen`` holds path patterns (``jaxdl.optim.matches``) of batch statistics that
-    training must leave as they are: those of a frozen backbone. ``compute_dtype`` is the
-    precision policy's compute dtype (``jaxdl.train.precision``) and ``loss_scale`` its
-    ``DynamicLossScale`` (float16 only, else None).
+        Inherits ``step``, ``params``, ``opt_state`` and the static ``apply_fn`` and ``tx`` from
+        ``flax.training.train_state.TrainState``. ``batch_stats`` holds the running averages of
+        batch normalisation (an empty dict when the model has none); ``rng`` is the base key from
+        which step ``t`` draws its dropout key as ``fold_in(rng, t)``, so a run is a function of
+        the seed alone. ``mode_argument`` names the argument of the model's ``__call__`` that
+    switches training on ("train", "training", or "deterministic", inverted), or None.
+        ``frozen`` holds path patterns (``jaxdl.optim.matches``) of batch statistics that
+        training must leave as they are: those of a frozen backbone. ``compute_dtype`` is the
+        precision policy's compute dtype (``jaxdl.train.precision``) and ``loss_scale`` its
+        ``DynamicLossScale`` (float16 only, else None).
     """
 
     batch_stats: Any = struct.field(default_factory=dict)
     rng: jax.Array = None
     loss_scale: Any = None
-    accepts_train: bool = struct.field(pytree_node=False, default=True)
+    mode_argument: str | None = struct.field(pytree_node=False, default="train")
     frozen: tuple[str, ...] = struct.field(pytree_node=False, default=())
     compute_dtype: str = struct.field(pytree_node=False, default="float32")
 
@@ -45,11 +46,32 @@ class TrainState(train_state.TrainState):
         return out
 
 
-def _accepts_train(model: nn.Module) -> bool:
+# the names Flax modules give their mode argument; "deterministic" means not training
+MODE_ARGUMENTS = ("train", "training", "deterministic")
+
+
+def mode_argument(model: nn.Module) -> str | None:
+    """Which of ``MODE_ARGUMENTS`` the model's ``__call__`` takes (None: none of them).
+
+    A model that takes more than one is ambiguous and refused (TypeError)."""
     try:
-        return "train" in inspect.signature(type(model).__call__).parameters
+        parameters = inspect.signature(type(model).__call__).parameters
     except (TypeError, ValueError):
-        return False
+        return None
+    found = [name for name in MODE_ARGUMENTS if name in parameters]
+    if len(found) > 1:
+        raise TypeError(
+            f"{type(model).__name__}.__call__ takes {' and '.join(found)}; jaxdl drives one "
+            f"mode argument ({', '.join(MODE_ARGUMENTS)}), so take only one"
+        )
+    return found[0] if found else None
+
+
+def mode_kwargs(argument: str | None, train: bool) -> dict:
+    """The keyword that puts a model in training (``train=True``) or inference mode."""
+    if argument is None:
+        return {}
+    return {argument: (not train) if argument == "deterministic" else train}
 
 
 def init_variables(model: nn.Module, sample_x, rngs, **kwargs) -> dict:
@@ -78,8 +100,8 @@ def create_train_state(
     """
     check_policy(precision)
     params_key, dropout_key, step_key = jax.random.split(jax.random.key(seed), 3)
-    accepts_train = _accepts_train(model)
-    kwargs = {"train": False} if accepts_train else {}
+    argument = mode_argument(model)
+    kwargs = mode_kwargs(argument, train=False)
     rngs = {
         "params": params_key,
         "dropout": dropout_key,
@@ -96,6 +118,6 @@ def create_train_state(
         batch_stats=variables.get("batch_stats", {}),
         rng=step_key,
         loss_scale=DynamicLossScale.create() if precision == "float16" else None,
-        accepts_train=accepts_train,
+        mode_argument=argument,
         compute_dtype=precision,
     )

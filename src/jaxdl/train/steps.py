@@ -23,7 +23,7 @@ from jaxdl import metrics as metrics_lib
 from jaxdl import optim
 from jaxdl.train import precision
 from jaxdl.train.cross_device import global_batch_layers
-from jaxdl.train.state import TrainState
+from jaxdl.train.state import TrainState, mode_kwargs
 
 Batch = dict[str, jax.Array]
 
@@ -54,7 +54,7 @@ def forward(state: TrainState, params, x: jax.Array, *, train: bool, rng=None):
     floating inputs are cast to the compute dtype, and floating outputs back to float32;
     the batch statistics keep their dtype.
     """
-    kwargs = {"train": train} if state.accepts_train else {}
+    kwargs = mode_kwargs(state.mode_argument, train)
     dtype = state.compute_dtype
     if dtype != "float32":
         params, x = precision.cast_floats((params, x), dtype)
@@ -199,19 +199,25 @@ def make_train_step(
         grads, loss_value = psum((grads, loss_value))
         if axis_name is not None and batch_stats:  # equal already when batch norm is synced
             batch_stats = jax.lax.pmean(batch_stats, axis_name)
-        if loss_scale is None:
-            new_state = apply_gradients(state, grads, loss_value, batch_stats=batch_stats)
-        else:
-            grads = loss_scale.unscale(grads)
-            finite = precision.all_finite(grads)
-            updated = apply_gradients(state, grads, loss_value, batch_stats=batch_stats)
-            skipped = state.replace(step=state.step + 1)
-            new_state = jax.tree.map(lambda u, s: jnp.where(finite, u, s), updated, skipped)
-            new_state = new_state.replace(loss_scale=loss_scale.adjust(finite))
+        new_state = _scaled_update(state, grads, loss_value, batch_stats)
         states = _metric_states(metric_names, num_classes, outputs, batch, mask, values)
         return new_state, psum(states)
 
     return train_step
+
+
+def _scaled_update(state: TrainState, grads, loss_value, batch_stats) -> TrainState:
+    """``apply_gradients``; under a loss scale (float16) the gradients are unscaled first, an
+    update whose gradients are not finite is skipped and the scale adjusted."""
+    loss_scale = state.loss_scale
+    if loss_scale is None:
+        return apply_gradients(state, grads, loss_value, batch_stats=batch_stats)
+    grads = loss_scale.unscale(grads)
+    finite = precision.all_finite(grads)
+    updated = apply_gradients(state, grads, loss_value, batch_stats=batch_stats)
+    skipped = state.replace(step=state.step + 1)
+    new_state = jax.tree.map(lambda u, s: jnp.where(finite, u, s), updated, skipped)
+    return new_state.replace(loss_scale=loss_scale.adjust(finite))
 
 
 def _augment_from(augment: Callable, key, x, first):
@@ -258,12 +264,6 @@ def predict_step(state: TrainState, x: jax.Array) -> jax.Array:
     return forward(state, state.params, x, train=False)[0]
 
 
-def metric_shapes(step: Callable, state: TrainState, batch: Batch) -> dict:
-    """Shapes and dtypes of the metric states that ``step(state, batch)`` returns."""
-    shapes = jax.eval_shape(step, state, batch)
-    return shapes[1] if isinstance(shapes, tuple) else shapes
-
-
 def accumulate(step: Callable) -> Callable:
     """Wrap ``train_step`` into ``(state, acc, first_bad, batch) -> (state, acc, first_bad)``.
 
@@ -283,24 +283,20 @@ def accumulate(step: Callable) -> Callable:
     return body
 
 
-def zero_metrics(step: Callable, state: TrainState, batch: Batch) -> dict:
-    """Metric states of zeros, shaped like those ``step(state, batch)`` returns."""
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes(step, state, batch))
-
-
 def make_epoch_runner(train_step: Callable, constrain: Callable | None = None) -> Callable:
-    """``run(state, x, y, indices, mask, acc=None, first_bad=None) -> (state, acc, first_bad)``:
-    every batch of an epoch (or of a stretch of one) in one ``lax.scan``, gathering batch
-    ``s`` as ``x[indices[s]]`` from arrays already on the device.
+    """``run(state, x, y, indices, mask, acc, first_bad) -> (state, acc, first_bad)``: every
+    batch of an epoch (or of a stretch of one) in one ``lax.scan``, gathering batch ``s`` as
+    ``x[indices[s]]`` from arrays already on the device.
 
     x: (N, *input_shape); y: (N, ...); indices, mask: (steps, B) from ``epoch_indices``.
-    ``acc`` and ``first_bad`` carry on from an earlier stretch of the same epoch (zeros and
-    -1 when not given); ``first_bad`` is the first step whose loss was not finite, or -1.
+    ``acc`` is the running merge of metric states (at an epoch's start, the empty states:
+    ``jaxdl.metrics.empty_states``); ``first_bad`` the first step whose loss was not finite,
+    or -1; both carry on from an earlier stretch of the same epoch.
     ``constrain(batch) -> batch`` places each gathered batch (a sharding constraint).
     """
     body = accumulate(train_step)
 
-    def run(state, x, y, indices, mask, acc=None, first_bad=None):
+    def run(state, x, y, indices, mask, acc, first_bad):
         def batch(s):
             b = {"x": x[indices[s]], "y": y[indices[s]], "mask": mask[s]}
             return b if constrain is None else constrain(b)
@@ -308,10 +304,6 @@ def make_epoch_runner(train_step: Callable, constrain: Callable | None = None) -
         def scan_body(carry, s):
             return body(*carry, batch(s)), None
 
-        if acc is None:
-            acc = zero_metrics(train_step, state, batch(0))
-        if first_bad is None:
-            first_bad = jnp.asarray(-1, jnp.int32)
         carry, _ = jax.lax.scan(scan_body, (state, acc, first_bad), jnp.arange(indices.shape[0]))
         return carry
 

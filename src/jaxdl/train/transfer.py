@@ -11,6 +11,7 @@ a variables dict or a trained ``Trainer``. Freezing and per-group learning rates
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -47,18 +48,13 @@ def read_variables(source) -> dict:
 
         return load_model(path)[1]
     if os.path.isdir(path):
-        import orbax.checkpoint as ocp
-
         from jaxdl.train.checkpoint import Checkpointer
 
-        checkpointer = Checkpointer(path, asynchronous=False)
+        checkpointer = Checkpointer(path, asynchronous=False, create=False)
         try:
-            step = checkpointer.latest_step()
-            if step is not None:
-                restored = checkpointer.manager.restore(
-                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
-                )
-                return {k: restored["state"][k] for k in _COLLECTIONS if k in restored["state"]}
+            if checkpointer.latest_step() is not None:
+                arrays = checkpointer.read_arrays()
+                return {k: arrays[k] for k in _COLLECTIONS if k in arrays}
         finally:
             checkpointer.close()
     raise FileNotFoundError(
@@ -120,3 +116,32 @@ def transfer_variables(
                 "both models matches it)"
             )
     return out, copied
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """Weights a run starts from: ``source`` (see :func:`read_variables`) and the paths to
+    copy (``include``, not ``exclude``; see :func:`transfer_variables`). The rest, a new
+    head say, keep their fresh initialisation."""
+
+    source: object
+    include: Sequence[str] = ("*",)
+    exclude: Sequence[str] = ()
+
+    @classmethod
+    def of(cls, pretrained) -> Pretrained | None:
+        """``Trainer(pretrained=)``: None, a ``Pretrained``, or a source (copy every path)."""
+        if pretrained is None or isinstance(pretrained, Pretrained):
+            return pretrained
+        return cls(pretrained)
+
+    def apply(self, state):
+        """``state`` with the pretrained arrays copied in and a fresh optimizer state."""
+        variables, _ = transfer_variables(
+            state.variables(), read_variables(self.source), self.include, self.exclude
+        )
+        return state.replace(
+            params=variables["params"],
+            batch_stats=variables.get("batch_stats", state.batch_stats),
+            opt_state=state.tx.init(variables["params"]),
+        )

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from jaxdl import _checks
+from jaxdl.data.adapters import arrays_of
 from jaxdl.data.sampling import stratified_kfold
 from jaxdl.models.mlp import MLP
-from jaxdl.train.trainer import Trainer, _as_arrays
+from jaxdl.optimizer import Optimizer
+from jaxdl.train.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,14 @@ def mlp_trainer(config: Mapping, num_classes: int, seed: int = 0) -> Trainer:
     optimizer = config.get("optimizer", "adam")
     decay = float(config.get("weight_decay", 0.0))
     options = {"weight_decay": decay} if optimizer == "adamw" else {}
-    return Trainer(
-        model,
-        optimizer=optimizer,
-        learning_rate=float(config.get("learning_rate", 1e-3)),
+    description = Optimizer(
+        optimizer,
+        float(config.get("learning_rate", 1e-3)),
         schedule=config.get("schedule", "constant"),
         l2=0.0 if optimizer == "adamw" else decay / 2,
-        optimizer_options=options,
-        seed=seed,
+        options=options,
     )
+    return Trainer(model, optimizer=description, seed=seed)
 
 
 class SearchResults:
@@ -221,7 +222,7 @@ def run_search(
     if hasattr(data, "train") and hasattr(data, "validation"):
         validation_data = data.validation if validation_data is None else validation_data
         data = data.train
-    x, y = _as_arrays(data, "data")
+    x, y = arrays_of(data, "data")
     y = np.asarray(y)
     num_classes = int(y.max()) + 1 if y.ndim == 1 and y.dtype.kind in "iu" else y.shape[-1]
     if (validation_data is None) == (folds is None):

@@ -1,0 +1,303 @@
+"""``Checkpoint``: the callback that saves a run, resumes it, and stops it cleanly on a signal.
+
+The face of ``jaxdl.train.checkpoint.Checkpointer`` (Orbax) in a run, as Keras's
+``BackupAndRestore`` and ``ModelCheckpoint`` are: it saves the whole state after every
+``every_epochs`` epochs and at the end of the run, also every ``every_steps`` steps inside an
+epoch (with the position in the epoch and its partial metrics), keeps the ``keep`` newest
+and, with ``keep_best``, the best epoch's. On ``fit(resume=True)`` it restores the newest
+checkpoint, the history and every callback's state, so the run ends bit-identical to one
+that never stopped. While it runs, SIGINT and SIGTERM stop training after the running
+compiled call, save where it stopped and end ``fit`` with a message saying how to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdl import _checks
+from jaxdl.train.callbacks import Callback, raise_if_nonfinite
+from jaxdl.train.checkpoint import Checkpointer, CheckpointMismatchError
+
+# the settings a resumed run must share with the saved one (the strategy may change)
+_SAME_RUN = ("model", "task", "loss", "loss_options", "optimizer", "metrics", "seed", "precision")
+
+
+def _flat(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        return {
+            k: v for key, item in value.items() for k, v in _flat(item, f"{prefix}{key}.").items()
+        }
+    return {prefix[:-1]: value}
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """The settings of ``_SAME_RUN`` whose saved value differs from the current one."""
+    current = json.loads(json.dumps(current, default=str))  # as config.json holds it
+    have = _flat({k: saved.get(k) for k in _SAME_RUN})
+    want = _flat({k: current.get(k) for k in _SAME_RUN})
+    return [
+        f"{name}: saved {have.get(name)!r}, now {want.get(name)!r}"
+        for name in sorted(set(have) | set(want))
+        if have.get(name) != want.get(name)
+    ]
+
+
+class _FolderLock:
+    """An exclusive lock on a checkpoint folder for the length of a run; the system releases
+    it when the process ends, however it ends."""
+
+    def __init__(self, directory: str):
+        self.path, self.file = os.path.join(directory, ".lock"), None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        self.file = open(self.path, "a+")  # noqa: SIM115 - held for the run
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.close()
+            self.file = None
+            raise RuntimeError(
+                f"another run is training in the checkpoint folder {os.path.dirname(self.path)}; "
+                "wait for it to end, or give this run a folder of its own"
+            ) from None
+
+    def release(self) -> None:
+        if self.file is not None:
+            self.file.close()  # closing releases the lock
+            self.file = None
+
+
+class Checkpoint(Callback):
+    """Save the run under ``directory``; see the module's docstring.
+
+    Args:
+      directory: the checkpoints' folder (created if missing).
+      every_epochs: save after every that many epochs (and after the last).
+      every_steps: also save every that many steps inside an epoch; data held on the device
+        then runs in stretches of that many steps per compiled call.
+      keep: how many of the newest checkpoints are kept (at least 1).
+      keep_best: a metric of the history (e.g. ``"val_loss"``): the checkpoint of the epoch
+        where it was best is kept too (min for losses and errors, max otherwise, or
+        ``mode``); ``Trainer.load_checkpoint("best")`` restores it.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        *,
+        every_epochs: int = 1,
+        every_steps: int | None = None,
+        keep: int = 3,
+        keep_best: str | None = None,
+        mode: str = "auto",
+    ):
+        if not isinstance(directory, str | os.PathLike):
+            raise TypeError(f"directory: expected a folder path, got {directory!r}")
+        self.directory = os.fspath(directory)
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise NotADirectoryError(f"checkpoint directory {self.directory!r} is a file")
+        for name, value in (("every_epochs", every_epochs), ("keep", keep)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+        if every_steps is not None and (
+            isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 1
+        ):
+            raise ValueError(f"every_steps: expected an int >= 1 or None, got {every_steps!r}")
+        self.every_epochs, self.sync_every, self.keep = every_epochs, every_steps, keep
+        self.keep_best = keep_best
+        self.mode = _checks.monitor_mode(keep_best, mode) if keep_best else None
+        self._checkpointer = None
+        self._lock = None
+        self._signals: list[int] = []
+        self._previous: dict = {}
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self.directory, keep=self.keep, best=self.mode)
+        return self._checkpointer
+
+    # ------------------------------------------------------------------ the hooks
+
+    def on_train_begin(self, trainer):
+        run, checkpointer = trainer.run, self.checkpointer
+        self._signals, self._stopped_inside = [], None
+        self._lock = _FolderLock(checkpointer.directory)
+        self._lock.acquire()
+        latest = checkpointer.latest_step()
+        if run.resume and latest is not None:
+            self._check_config(trainer)
+            trainer.state, saved = checkpointer.restore(trainer.state)
+            trainer.epoch = int(saved["epoch"])
+            run.history.update(saved["history"])
+            run.position = saved.get("position")
+            self._load_callbacks(run.callbacks, saved)
+        elif not run.resume and latest is not None:
+            # a new run must not mix with the checkpoints of an old one
+            if latest > int(jax.device_get(trainer.state.step)):
+                raise FileExistsError(
+                    f"{self.directory} already holds checkpoints up to step {latest}; pass "
+                    "resume=True to continue that run, or choose another checkpoint folder"
+                )
+        self._catch_signals()
+
+    def on_train_batch_end(self, trainer, batch, steps):
+        run = trainer.run
+        signalled = bool(self._signals)
+        due = signalled or (self.sync_every is not None and batch % self.sync_every == 0)
+        if batch >= run.num_batches or not due:
+            return  # the epoch's end saves
+        raise_if_nonfinite(trainer)
+        leaves = jax.device_get(jax.tree.leaves(run.metrics))
+        position = {
+            "batch": batch,
+            "acc": [np.asarray(leaf).tolist() for leaf in leaves],
+            "first_bad": int(jax.device_get(run.first_bad)),
+            "epoch_start_step": run.epoch_start_step,
+        }
+        self._save(trainer, position=position)
+        if signalled:
+            self._stopped_inside = (run.epoch, batch, run.num_batches)
+            trainer.stop_training = True
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.keep_best is not None and self.keep_best not in logs:
+            raise ValueError(
+                f"keep_best={self.keep_best!r} is not a metric of this run; "
+                f"available: {', '.join(logs)}"
+            )
+        signalled = bool(self._signals)
+        last = trainer.epoch >= trainer.run.epochs or trainer.stop_training or signalled
+        if trainer.epoch % self.every_epochs == 0 or last:
+            self._save(trainer, value=logs.get(self.keep_best) if self.keep_best else None)
+        if signalled:
+            trainer.stop_training = True
+
+    def on_train_end(self, trainer):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+        if self._checkpointer is not None:
+            self._checkpointer.wait()
+        if self._lock is not None:
+            self._lock.release()
+        if self._signals:
+            number = self._signals[0]
+            where = f"after epoch {trainer.epoch}"
+            if self._stopped_inside is not None:
+                epoch, done, n = self._stopped_inside
+                where = f"in epoch {epoch + 1} after batch {done} of {n}"
+            message = (
+                f"{signal.Signals(number).name} received: training stopped {where} and its "
+                f"checkpoint is saved in {self.directory}; run fit(..., resume=True) to "
+                "continue"
+            )
+            self._signals = []
+            if number == signal.SIGINT:
+                raise KeyboardInterrupt(message)
+            raise SystemExit(message)  # exit status 1, the message on stderr
+
+    # ------------------------------------------------------------------ saving
+
+    def _check_config(self, trainer) -> None:
+        """A resumed run must be the saved run: refuse another model, task, optimizer, seed
+        or precision, naming each difference, before anything is restored or moved."""
+        path = os.path.join(self.checkpointer.directory, "config.json")
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            return  # no readable config: the arrays' own check still applies
+        if not isinstance(saved, dict):
+            return
+        differences = config_differences(saved, trainer.config())
+        if differences:
+            raise CheckpointMismatchError(
+                f"the checkpoints in {self.directory} are of another run (nothing was moved):\n  "
+                + "\n  ".join(differences)
+                + "\nresume with the saved settings, or train into another folder"
+            )
+
+    def _catch_signals(self) -> None:
+        """SIGINT and SIGTERM are recorded, and acted on after the running compiled call."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # handlers can only be set from the main thread
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(
+                number, lambda signum, frame: self._signals.append(signum)
+            )
+
+    def _save(self, trainer, position=None, value=None) -> None:
+        """Checkpoint the run at the state's step; ``position`` says where inside an epoch
+        (None at its end), ``value`` is the ``keep_best`` metric of the epoch."""
+        checkpointer = self.checkpointer
+        step = int(jax.device_get(trainer.state.step))
+        if checkpointer.latest_step() == step:
+            return  # nothing ran since it was saved
+        callbacks = list(trainer.run.callbacks)
+        states = [c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks]
+        arrays = {}  # what callbacks keep as arrays (EarlyStopping's best weights)
+        for i, callback in enumerate(callbacks):
+            tree = callback.array_state() if hasattr(callback, "array_state") else None
+            if tree is not None:
+                arrays[str(i)] = tree
+        meta = {"epoch": trainer.epoch, "history": trainer.run.history, "callbacks": states}
+        if position is not None:
+            meta["position"] = position
+        if value is not None and not math.isfinite(value):
+            value = None
+        checkpointer.save(step, trainer.state, meta, arrays=arrays, value=value)
+        if not os.path.exists(os.path.join(checkpointer.directory, "config.json")):
+            checkpointer.write_config(trainer.config())
+
+    @staticmethod
+    def _load_callbacks(callbacks, saved: dict) -> None:
+        """Give each callback the state (JSON) and arrays it had when ``saved`` was written."""
+        states = saved.get("callbacks") or []
+        arrays = saved.get("callback_arrays") or {}
+        for i, callback in enumerate(callbacks):
+            if i < len(states) and states[i] is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(states[i])
+            if str(i) in arrays and hasattr(callback, "load_array_state"):
+                callback.load_array_state(arrays[str(i)])
+
+    def restore(self, trainer, which: str | int = "latest") -> dict:
+        """Put checkpoint ``which`` ("latest", "best" or a step) into ``trainer``; returns its
+        metadata (epoch, history, ...)."""
+        checkpointer = self.checkpointer
+        if which == "latest":
+            step = checkpointer.latest_step()
+        elif which == "best":
+            if self.keep_best is None:
+                raise ValueError('load_checkpoint("best") needs Checkpoint(keep_best=METRIC)')
+            step = checkpointer.best_step()
+        elif isinstance(which, int) and not isinstance(which, bool):
+            step = which
+        else:
+            raise ValueError(f'which must be "latest", "best" or a step number, got {which!r}')
+        if step is None:
+            raise FileNotFoundError(f"no {which} checkpoint in {self.directory}")
+        trainer.state, meta = checkpointer.restore(trainer.state, step)
+        trainer.epoch = int(meta["epoch"])
+        return meta
+
+
+def restored_metrics(empty, saved_leaves) -> dict:
+    """Metric states shaped like ``empty`` holding ``saved_leaves`` (nested lists), restored
+    to their dtypes bit for bit."""
+    leaves, tree = jax.tree.flatten(empty)
+    return jax.tree.unflatten(
+        tree, [jnp.asarray(np.asarray(v, leaf.dtype)) for v, leaf in zip(saved_leaves, leaves)]
+    )
