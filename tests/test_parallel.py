@@ -33,7 +33,7 @@ def run_strategies(parts: str) -> dict:
 
 @pytest.fixture(scope="module")
 def quick_runs():
-    return run_strategies("mlp,cnn_batch_norm,errors")
+    return run_strategies("mlp,cnn_batch_norm,zoo,errors")
 
 
 def assert_same_as_single(runs: dict, exempt: tuple[str, ...] = ()):
@@ -51,6 +51,26 @@ def assert_same_as_single(runs: dict, exempt: tuple[str, ...] = ()):
 @pytest.mark.parametrize("model", ["mlp", "cnn_batch_norm"])
 def test_every_strategy_gives_the_single_device_losses(quick_runs, model):
     assert_same_as_single(quick_runs["steps"][model])
+
+
+def assert_zoo_matches_one_device(runs: dict, strategies: tuple[str, ...]):
+    from jaxdl.models import ZOO
+
+    expected = {s.name for s in ZOO if s.inputs != "graph"} - {"resnet18", "resnet50"}
+    assert set(runs) == expected  # a model is covered the moment it is listed
+    for model, differences in runs.items():
+        assert set(strategies) >= set(differences) >= {"sharded"}, model
+        for strategy, difference in differences.items():
+            assert difference < 1e-5, (model, strategy, difference)
+
+
+def test_every_model_of_the_zoo_gives_its_one_device_outputs_sharded(quick_runs):
+    assert_zoo_matches_one_device(quick_runs["zoo"], ("sharded",))
+
+
+@pytest.mark.slow  # every ZOO model compiled under pmap too: about a minute
+def test_every_model_of_the_zoo_gives_its_one_device_outputs_under_pmap():
+    assert_zoo_matches_one_device(run_strategies("zoo,pmap")["zoo"], ("sharded", "pmap"))
 
 
 def test_a_batch_that_does_not_divide_over_the_devices_is_refused(quick_runs):

@@ -30,11 +30,13 @@ def leaves(tree):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_checkpoint_gives_back_every_array_of_the_state(tmp_path, name):
-    saved = trainer_for(SPECS[name], seed=0)
-    Checkpointer(tmp_path, asynchronous=False).save(7, saved.state, {"epoch": 1, "history": {}})
-    fresh = trainer_for(SPECS[name], seed=1)  # other values, the same structure
-    restored, meta = Checkpointer(tmp_path).restore(fresh.state)
+def test_a_checkpoint_and_an_export_give_back_what_was_saved(tmp_path, name):
+    spec = SPECS[name]
+    saved = trainer_for(spec, seed=0)
+    checkpoints = tmp_path / "checkpoints"
+    Checkpointer(checkpoints, asynchronous=False).save(7, saved.state, {"epoch": 1, "history": {}})
+    fresh = trainer_for(spec, seed=1)  # other values, the same structure
+    restored, meta = Checkpointer(checkpoints).restore(fresh.state)
     assert int(restored.step) == 0 and meta["epoch"] == 1
     for part in ("params", "batch_stats", "opt_state"):
         want, got = leaves(getattr(saved.state, part)), leaves(getattr(restored, part))
@@ -43,17 +45,13 @@ def test_a_checkpoint_gives_back_every_array_of_the_state(tmp_path, name):
     np.testing.assert_array_equal(
         jax.random.key_data(restored.rng), jax.random.key_data(saved.state.rng)
     )
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_an_export_reloads_to_the_same_outputs(tmp_path, name):
-    model, x = SPECS[name].tiny()
-    trainer = trainer_for(SPECS[name], seed=0)
-    jaxdl.export_model(tmp_path, model, trainer.state.variables())
-    loaded, variables = jaxdl.load_model(tmp_path)
+    # the export: the model rebuilt from JSON computes the same outputs
+    model, x = spec.tiny()
+    jaxdl.export_model(tmp_path / "export", model, saved.state.variables())
+    loaded, variables = jaxdl.load_model(tmp_path / "export")
     assert loaded == model
-    mode = {"train": False} if trainer.state.mode_argument == "train" else {}
-    want = model.apply(trainer.state.variables(), x, **mode)
+    mode = {"train": False} if saved.state.mode_argument == "train" else {}
+    want = model.apply(saved.state.variables(), x, **mode)
     got = loaded.apply(variables, x, **mode)
     for a, b in zip(leaves(want), leaves(got), strict=True):
         np.testing.assert_array_equal(a, b)
