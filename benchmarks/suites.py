@@ -241,9 +241,10 @@ def _fit_against_step(mode, options: Options) -> dict:
                             "mask": np.ones(batch_size, bool)})  # fmt: skip
     streamed = mode == "stream"
     data = jaxdl.data.Pipeline(MnistRecords(x, y), augment=MNIST_AUGMENT) if streamed else (x, y)
+    task = jaxdl.tasks.Supervised("cross_entropy", augment=None if streamed else MNIST_AUGMENT)
     trainer = jaxdl.Trainer(
-        case.model, optimizer="adam", learning_rate=1e-3,
-        augment=None if streamed else MNIST_AUGMENT, steps_per_call=1 if streamed else mode,
+        case.model, loss=task, optimizer="adam", learning_rate=1e-3,
+        steps_per_call=1 if streamed else mode,
     )  # fmt: skip
 
     def fit(epochs: int) -> None:
@@ -317,18 +318,20 @@ def tta(options: Options) -> list[dict]:
     digits = jaxdl.data.load("digits", seed=0, image=True)
     row = time_to_accuracy(
         "digits_cnn", digits, m.CNN((32, 64), (128,), 10, dropout_rate=0.3), 0.98,
-        max_epochs=30, batch_size=64, optimizer="adamw", learning_rate=2e-3, schedule="cosine",
+        max_epochs=30, batch_size=64, optimizer=jaxdl.Optimizer("adamw", 2e-3, schedule="cosine"),
     )  # fmt: skip
     rows.append(row)
     gpu = jax.devices()[0].platform == "gpu"
     recipes = {
         "mnist_cnn": ("mnist", 0.99, lambda: m.CNN((32, 64), (256,), 10, dropout_rate=0.25),
-                      {"max_epochs": 10, "batch_size": 256, "optimizer": "adamw",
-                       "learning_rate": 3e-3, "schedule": "warmup_cosine"}),
+                      {"max_epochs": 10, "batch_size": 256,
+                       "optimizer": jaxdl.Optimizer("adamw", 3e-3, schedule="warmup_cosine")}),
         "cifar10_resnet": ("cifar10", 0.94, lambda: m.ResNet(20, 10),
-                           {"max_epochs": 40, "batch_size": 512, "optimizer": "nesterov",
-                            "learning_rate": 0.4, "schedule": "warmup_cosine",
-                            "augment": aug.compose(aug.random_flip(), aug.random_crop(4))}),
+                           {"max_epochs": 40, "batch_size": 512,
+                            "optimizer": jaxdl.Optimizer("nesterov", 0.4, schedule="warmup_cosine"),
+                            "loss": jaxdl.tasks.Supervised(
+                                "cross_entropy",
+                                augment=aug.compose(aug.random_flip(), aug.random_crop(4)))}),
     }  # fmt: skip
     for name, (data_name, target, make_model, recipe) in recipes.items():
         if not gpu:

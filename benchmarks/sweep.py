@@ -43,9 +43,9 @@ def measure(hidden: int, data, args) -> dict:
     trainers = [
         jaxdl.Trainer(
             model,
-            optimizer="adamw",
-            learning_rate=c["learning_rate"],
-            optimizer_options={"weight_decay": c["weight_decay"]},
+            optimizer=jaxdl.Optimizer(
+                "adamw", c["learning_rate"], options={"weight_decay": c["weight_decay"]}
+            ),
             seed=c["seed"],
         )
         for c in members

@@ -2,8 +2,9 @@
 
 Each row applies one transform of ``jaxdl.data.augment`` to the same ten digits: the
 originals, a random flip, a random crop of the image padded by 2, a rotation of up to 20
-degrees, Gaussian noise, cutout, and all of them composed. ``Trainer(augment=...)`` runs
-the same functions inside the compiled step, on training batches only.
+degrees, Gaussian noise, cutout, and all of them composed. A supervised task,
+``Trainer(model, loss=jaxdl.tasks.Supervised(augment=...))``, runs the same functions inside
+the compiled step, on training batches only.
 
 Command: ``python examples/augmentation.py`` (about 5 s); it writes
 ``runs/examples/augmentation/augmented.png``. ``--quick`` is the same run.

@@ -50,7 +50,7 @@ def main():
         epochs, lr = 20, 3e-3
     epochs = 2 if args.quick else (args.epochs or epochs)
     trainer = jaxdl.Trainer(
-        model, optimizer="adamw", learning_rate=lr, schedule="cosine", metrics=("accuracy",),
+        model, optimizer=jaxdl.Optimizer("adamw", lr, schedule="cosine"), metrics=("accuracy",),
         seed=0, strategy=args.strategy, precision=args.precision,
     )  # fmt: skip
     print(

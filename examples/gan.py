@@ -68,9 +68,8 @@ def main():
     trainer = jaxdl.Trainer(
         gan,
         loss="gan",
-        optimizer="adam",
-        learning_rate=1e-3,
-        optimizer_options={"momentum": 0.5},  # Adam's beta1, as DCGAN
+        # "momentum" is Adam's beta1, 0.5 as in DCGAN
+        optimizer=jaxdl.Optimizer("adam", 1e-3, options={"momentum": 0.5}),
         seed=args.seed,
     )
     history = trainer.fit(x_train, epochs=epochs, batch_size=32, verbose=False)

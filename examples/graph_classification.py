@@ -53,7 +53,8 @@ def cycles(args, out):
         "GCN (sum readout)": jaxdl.models.GCN((32, 32), 2, readout="sum"),
     }
     for name, model in models.items():
-        trainer = jaxdl.Trainer(model, learning_rate=1e-3, schedule="cosine", seed=args.seed)
+        optimizer = jaxdl.Optimizer("adam", 1e-3, schedule="cosine")
+        trainer = jaxdl.Trainer(model, optimizer=optimizer, seed=args.seed)
         histories[name] = trainer.fit(
             train, epochs=epochs, batch_size=32, validation_data=test, verbose=False
         )

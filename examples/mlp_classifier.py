@@ -24,9 +24,7 @@ def main():
     model = jaxdl.models.MLP(features=(256, 256, classes), dropout_rate=0.2)
     trainer = jaxdl.Trainer(
         model,
-        optimizer="adam",
-        learning_rate=1e-3,
-        schedule="cosine",
+        optimizer=jaxdl.Optimizer("adam", 1e-3, schedule="cosine"),
         metrics=("accuracy", "f1"),
         seed=0,
     )

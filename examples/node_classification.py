@@ -38,7 +38,7 @@ def main():
         model = jaxdl.models.GCN(features=(16,), num_classes=2, dropout_rate=0.5)
     else:
         model = jaxdl.models.GAT(features=(8,), num_heads=8, num_classes=2, dropout_rate=0.5)
-    trainer = jaxdl.Trainer(model, learning_rate=0.01, l2=5e-4, seed=args.seed)
+    trainer = jaxdl.Trainer(model, optimizer=jaxdl.Optimizer("adam", 0.01, l2=5e-4), seed=args.seed)
     epochs = 5 if args.quick else args.epochs
     history = trainer.fit(
         graphs.NodeDataset(graph, labels, labelled),

@@ -26,7 +26,8 @@ def main():
     digits = jaxdl.data.load(args.dataset, seed=0, image=True)
     for cell in ("lstm", "gru"):
         model = jaxdl.models.RNNClassifier(cell, 128, num_classes=digits.info.num_classes)
-        trainer = jaxdl.Trainer(model, learning_rate=3e-3, schedule="cosine", seed=0)
+        optimizer = jaxdl.Optimizer("adam", 3e-3, schedule="cosine")
+        trainer = jaxdl.Trainer(model, optimizer=optimizer, seed=0)
         trainer.fit(digits.train, epochs=2 if args.quick else 30, batch_size=32, verbose=False)
         results[f"{cell}_digits_accuracy"] = trainer.evaluate(digits.test)["accuracy"]
         print(f"{cell} on digits rows: test accuracy {results[f'{cell}_digits_accuracy']:.4f}")
@@ -37,9 +38,8 @@ def main():
     print(f"adding problem, length 50: predicting the mean gives MSE {baseline:.3f}")
     for cell in ("simple", "lstm"):
         model = jaxdl.models.RNNClassifier(cell, 64, num_classes=1)
-        trainer = jaxdl.Trainer(
-            model, loss="mse", metrics=(), learning_rate=3e-3, clip_norm=1.0, seed=0
-        )
+        optimizer = jaxdl.Optimizer("adam", 3e-3, clip_norm=1.0)
+        trainer = jaxdl.Trainer(model, loss="mse", optimizer=optimizer, metrics=(), seed=0)
         trainer.fit(adding.train, epochs=2 if args.quick else 25, batch_size=64, verbose=False)
         results[f"adding_{cell}_mse"] = trainer.evaluate(adding.test)["loss"]
         print(f"{cell:6s} RNN on the adding problem: test MSE {results[f'adding_{cell}_mse']:.4f}")

@@ -56,7 +56,7 @@ def make_trainer(info, directory):
     model = jaxdl.models.CNN((16, 32), (64,), info.num_classes)
     return jaxdl.Trainer(
         model, optimizer="adam", learning_rate=2e-3, seed=0,
-        checkpoint_dir=directory, checkpoint_every_steps=5,
+        checkpoint=jaxdl.Checkpoint(directory, every_steps=5),
     )  # fmt: skip
 
 

@@ -3,9 +3,9 @@
 Three ways to learn the new digits, each from the same 50 labelled images, with the same
 network, optimizer and number of steps, averaged over three draws of the 50:
 - from scratch;
-- fine-tuning the pretrained network with a new head (``pretrained=``), the backbone at a
-  tenth of the head's learning rate (``param_groups=``);
-- the pretrained backbone frozen (``freeze=``), only the new head trained.
+- fine-tuning the pretrained network with a new head (``pretrained=jaxdl.Pretrained(...)``),
+  the backbone at a tenth of the head's learning rate (``Optimizer(param_groups=)``);
+- the pretrained backbone frozen (``Optimizer(freeze=)``), only the new head trained.
 
 Command: ``python examples/transfer_learning.py`` (45 s on 2 cores of an AMD EPYC).
 Measured there: pretraining reaches 1.00 on the 0-4 validation digits; on the 5-9 test
@@ -56,15 +56,15 @@ def main():
     print(f"pretrained on digits 0-4: validation accuracy {source_accuracy:.3f}")
 
     backbone = ("conv_*", "dense_*")
+    new_head = jaxdl.Pretrained(pretrained, exclude=("output/*",))
     ways = {
-        "scratch": {},
+        "scratch": dict(optimizer=jaxdl.Optimizer("adam", 1e-3)),
         "fine-tuned": dict(
-            pretrained=pretrained,
-            pretrained_exclude=("output/*",),
-            param_groups=dict.fromkeys(backbone, 1e-4),
+            pretrained=new_head,
+            optimizer=jaxdl.Optimizer("adam", 1e-3, param_groups=dict.fromkeys(backbone, 1e-4)),
         ),
         "frozen backbone": dict(
-            pretrained=pretrained, pretrained_exclude=("output/*",), freeze=backbone
+            pretrained=new_head, optimizer=jaxdl.Optimizer("adam", 1e-3, freeze=backbone)
         ),
     }
     scores = {name: [] for name in ways}
@@ -77,7 +77,7 @@ def main():
             ]
         )
         for name, options in ways.items():
-            trainer = jaxdl.Trainer(make_model(), learning_rate=1e-3, seed=draw, **options)
+            trainer = jaxdl.Trainer(make_model(), seed=draw, **options)
             trainer.fit(target_pool.subset(few), epochs=epochs, batch_size=10, verbose=False)
             scores[name].append(trainer.evaluate(target_test)["accuracy"])
 

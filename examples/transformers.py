@@ -36,7 +36,8 @@ def main():
         num_classes=10,
         pooling="none",
     )
-    trainer = jaxdl.Trainer(encoder, learning_rate=1e-3, schedule="warmup_cosine", seed=0)
+    optimizer = jaxdl.Optimizer("adam", 1e-3, schedule="warmup_cosine")
+    trainer = jaxdl.Trainer(encoder, optimizer=optimizer, seed=0)
     trainer.fit(rev.train, epochs=1 if args.quick else 20, batch_size=128, verbose=False)
     results["reverse_token_accuracy"] = trainer.evaluate(rev.test)["accuracy"]
     print(f"reversal, held-out token accuracy {results['reverse_token_accuracy']:.4f}")
@@ -45,7 +46,8 @@ def main():
     lm = jaxdl.models.TransformerLM(
         text.info.num_classes, num_layers=2, d_model=128, num_heads=4, mlp_dim=512, max_len=128
     )
-    trainer = jaxdl.Trainer(lm, learning_rate=2e-3, schedule="warmup_cosine", seed=0)
+    optimizer = jaxdl.Optimizer("adam", 2e-3, schedule="warmup_cosine")
+    trainer = jaxdl.Trainer(lm, optimizer=optimizer, seed=0)
     train = text.train.subset(slice(0, 64)) if args.quick else text.train
     trainer.fit(train, epochs=1 if args.quick else 8, batch_size=32, verbose=not args.quick)
     nats = trainer.evaluate(text.test)["loss"]

@@ -60,7 +60,8 @@ def main():
     flat = lambda images: images.reshape(len(images), -1)
 
     vae = jaxdl.models.VAE((int(np.prod(shape)),), latent_dim=latent, hidden=hidden)
-    trainer = jaxdl.Trainer(vae, loss="elbo", learning_rate=1e-3, schedule="cosine", seed=args.seed)
+    optimizer = jaxdl.Optimizer("adam", 1e-3, schedule="cosine")
+    trainer = jaxdl.Trainer(vae, loss="elbo", optimizer=optimizer, seed=args.seed)
     history = trainer.fit(
         flat(train),
         epochs=epochs,
