@@ -4,7 +4,7 @@ K = 8 MLPs on the digits (64 -> hidden -> 10), AdamW, each member with its own l
 rate, weight decay and seed. ``sequential``: 8 ``Trainer`` runs one after another, each
 already compiled (warmed up by one epoch) so that only training is timed. ``vmapped``: one
 ``jaxdl.tuning.Sweep`` of the same 8, also warmed up; its members end where the Trainer
-runs do (tests/test_tuning.py). Rounds alternate the two, ``--repeats`` rounds of
+runs do (tests/tuning/test_tuning.py). Rounds alternate the two, ``--repeats`` rounds of
 ``--epochs`` epochs; the ratio (sequential time / vmapped time, above 1 when vmap is faster)
 is the median of the per-round ratios, since the shared machine's speed drifts.
 

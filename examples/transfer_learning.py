@@ -14,7 +14,7 @@ pixels of the same 50 images reaches 0.92: the 8x8 digits are so nearly linearly
 that 50 examples already take a network from scratch to 0.90, and the features of 0-4 add
 nothing for 5-9 (a probe of the pretrained features is no better than one of random ones).
 ``--dataset mnist`` runs the same on MNIST where it can be downloaded (not measured here).
-The mechanics are tested in tests/test_transfer.py.
+The mechanics are tested in tests/train/test_transfer.py.
 ``--quick`` for a smoke run.
 """
 

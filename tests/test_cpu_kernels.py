@@ -270,9 +270,13 @@ def test_each_cpu_kernel_equals_its_plain_formulation(name, rng):
 
 
 ZOO_SPECS = {spec.name: spec for spec in models.ZOO if spec.name not in ("resnet18", "resnet50")}
-# ResNet-20's compiles take 15 s on 2 cores: slow session; the CNN has the same convolutions
+# one model per kernel in the default run (each kernel is also tested alone above): the CNN's
+# convolutions and pooling, the LSTM's recurrence and dense products, the Transformers'
+# masked and causal attention with the GELU; every other model in nox -s slow
 ZOO_DEFAULT_RUN = [
-    pytest.param(name, marks=pytest.mark.slow) if name == "resnet20" else name
+    name
+    if name in ("cnn", "lstm", "transformer", "transformer_lm")
+    else pytest.param(name, marks=pytest.mark.slow)
     for name in sorted(ZOO_SPECS)
 ]
 

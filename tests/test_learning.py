@@ -19,7 +19,7 @@ def digit_images():
 
 def fit(model, data, epochs, lr, batch_size=64, **options):
     clip = {"clip_norm": options.pop("clip_norm")} if "clip_norm" in options else {}
-    opt = jaxdl.Optimizer("adam", lr, schedule="cosine", **clip)
+    opt = jaxdl.Optimizer(options.pop("optimizer", "adam"), lr, schedule="cosine", **clip)
     trainer = jaxdl.Trainer(model, optimizer=opt, seed=0, **options)
     trainer.fit(data.train, epochs=epochs, batch_size=batch_size, verbose=False)
     return trainer

@@ -4,11 +4,7 @@ Models are Flax Linen modules; training is a pure, compiled step ``(state, batch
 (state, metrics)``; :class:`Trainer` is a thin host loop over it.
 """
 
-from jaxdl.host_memory import keep_freed_memory
-
-keep_freed_memory()  # before JAX's CPU threads start: they then reuse their step buffers
-
-from jaxdl import (  # noqa: E402
+from jaxdl import (
     activations,
     data,
     graphs,
@@ -20,9 +16,10 @@ from jaxdl import (  # noqa: E402
     train,
     tuning,
 )
-from jaxdl.model_summary import summary  # noqa: E402
-from jaxdl.optimizer import Optimizer  # noqa: E402
-from jaxdl.train import (  # noqa: E402
+from jaxdl.host_memory import keep_freed_memory
+from jaxdl.model_summary import summary
+from jaxdl.optimizer import Optimizer
+from jaxdl.train import (
     Callback,
     Checkpoint,
     CSVLogger,

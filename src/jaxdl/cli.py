@@ -18,6 +18,7 @@ from datetime import datetime
 from jaxdl import data as data_lib
 from jaxdl import losses, metrics, models, optim, plotting
 from jaxdl._checks import lookup
+from jaxdl.host_memory import keep_freed_memory
 from jaxdl.optimizer import Optimizer
 from jaxdl.train import CSVLogger, EarlyStopping, Trainer
 
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()  # a process of its own: step buffers reused (jaxdl.host_memory)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -8,11 +8,13 @@ or comes from a thread's own arena (whose heaps hold at most 64 MiB), and unmaps
 benchmarks (64 steps, 256 units, batch 64) took about 19,600 page faults, some 77 MB, per
 call, and ran 1.3-1.5x faster without them.
 
-``import jaxdl`` calls :func:`keep_freed_memory`: the largest mmap and trim thresholds, and
-one arena for all threads, so freed blocks stay in the heap and are reused. It changes the
-process's ``malloc`` settings once, and only takes full effect when it runs before JAX's CPU
-backend starts its threads (import jaxdl before the first computation); memory freed after
-a peak then stays with the process until it ends. It does nothing when
+:func:`keep_freed_memory` sets the largest mmap and trim thresholds, and one arena for all
+threads, so freed blocks stay in the heap and are reused. It changes the whole process's
+``malloc`` settings, so a library does not make that choice for its host: it is opt-in.
+The ``jaxdl`` command line and the benchmarks call it; a script of yours calls
+``jaxdl.keep_freed_memory()`` first thing. It takes full effect only when it runs before
+JAX's CPU backend starts its threads (before the first computation); memory freed after a
+peak then stays with the process until it ends. It does nothing when
 ``JAXDL_KEEP_FREED_MEMORY=0``, when the environment already sets one of glibc's
 ``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``, or where
 ``malloc`` is not glibc's.

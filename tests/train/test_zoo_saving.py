@@ -1,5 +1,6 @@
 """Every model of ``jaxdl.models.ZOO`` through a checkpoint and an export: what comes back
-is what was saved, and the reloaded model computes the same outputs."""
+is what was saved (the same module, equal as a dataclass, and the same arrays, so the same
+outputs)."""
 
 import jax
 import numpy as np
@@ -45,13 +46,10 @@ def test_a_checkpoint_and_an_export_give_back_what_was_saved(tmp_path, name):
     np.testing.assert_array_equal(
         jax.random.key_data(restored.rng), jax.random.key_data(saved.state.rng)
     )
-    # the export: the model rebuilt from JSON computes the same outputs
-    model, x = spec.tiny()
+    # the export: the same module rebuilt from JSON, with the same arrays
+    model, _ = spec.tiny()
     jaxdl.export_model(tmp_path / "export", model, saved.state.variables())
     loaded, variables = jaxdl.load_model(tmp_path / "export")
-    assert loaded == model
-    mode = {"train": False} if saved.state.mode_argument == "train" else {}
-    want = model.apply(saved.state.variables(), x, **mode)
-    got = loaded.apply(variables, x, **mode)
-    for a, b in zip(leaves(want), leaves(got), strict=True):
+    assert loaded == model and set(variables) == set(saved.state.variables())
+    for a, b in zip(leaves(saved.state.variables()), leaves(variables), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -16,7 +16,7 @@ import pytest
 from jaxdl import parallel as jaxdl_parallel
 from jaxdl.train import parallel
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "strategies.py")
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts", "strategies.py")
 STRATEGIES = ("pmap", "sharded", "fsdp")
 
 
@@ -126,7 +126,7 @@ def test_two_processes_train_together_as_one(tmp_path):
     two devices; both end with the same parameters, those of a one-process run. Fed by a
     streaming Pipeline, each process reads only its own half of the examples, and the
     global batches assembled from the halves train the same model."""
-    scripts = os.path.join(os.path.dirname(__file__), "scripts")
+    scripts = os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts")
     port = str(free_port())
     env = {**os.environ, "PYTHONPATH": scripts + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("XLA_FLAGS", None)

@@ -327,7 +327,7 @@ def test_molpcba_example_trains_with_missing_labels_masked(tmp_path, monkeypatch
 
     import tensorflow_datasets as tfds
 
-    script = Path(__file__).parents[1] / "examples" / "graph_classification.py"
+    script = Path(__file__).parents[2] / "examples" / "graph_classification.py"
     spec = importlib.util.spec_from_file_location("example", script)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)

@@ -221,7 +221,7 @@ def test_gan_example_reaches_a_classifier_score_of_7(tmp_path):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).parents[1] / "examples" / "gan.py"
+    script = Path(__file__).parents[2] / "examples" / "gan.py"
     subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True)
     numbers = json.loads((tmp_path / "gan_digits" / "metrics.json").read_text())
     assert numbers["classifier_score_samples"] >= 7.0
@@ -236,7 +236,7 @@ def test_vae_example_runs_on_tfds_mnist_under_mock_data(tmp_path, monkeypatch, c
 
     import tensorflow_datasets as tfds
 
-    script = Path(__file__).parents[1] / "examples" / "vae.py"
+    script = Path(__file__).parents[2] / "examples" / "vae.py"
     spec = importlib.util.spec_from_file_location("vae_example", script)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
