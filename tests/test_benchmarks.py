@@ -9,6 +9,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
@@ -71,15 +72,17 @@ def test_a_scan_counts_its_body_times_its_length_where_xla_counts_it_once():
 
 def test_time_step_separates_compilation_from_steady_state():
     w, x = jnp.full((256, 256), 1e-3), jnp.ones((64, 256))
+    # a constant of this run's own: a program no persistent compilation cache holds yet
+    salt = float(np.random.default_rng().integers(1, 2**20))
 
     @jax.jit
     def step(w, calls, x):
-        return w - 1e-3 * jax.grad(mlp_loss)(w, x), calls + 1
+        return w - 1e-3 * jax.grad(mlp_loss)(w, x) + jnp.asarray(salt, w.dtype) * 0.0, calls + 1
 
     carry = (w, jnp.zeros((), jnp.int32))
     result, (_, calls) = harness.time_step(step, carry, (x,), repeats=3, min_round_s=0.05)
+    # each phase was recorded (a phase that did not happen records 0, as below)
     assert result["compile_s"] > 0 and result["trace_s"] > 0 and result["lower_s"] > 0
-    assert result["first_call_s"] >= result["compile_s"]
     assert result["steps_per_s_min"] <= result["steps_per_s"] <= result["steps_per_s_max"]
     assert result["flops_source"] == "xla cost analysis"
     assert result["achieved_flops"] == pytest.approx(

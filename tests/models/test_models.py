@@ -103,7 +103,16 @@ class JitAndEagerAgreeImageNet(chex.TestCase):
         _jit_matches_eager(self.variant, name)
 
 
-@pytest.mark.parametrize("name", ZOO_DEFAULT_RUN)
+# ResNet-20's gradient compile is the slowest of the zoo (its convolutions are the CNN's,
+# checked here; its residual blocks' shapes, jit and bfloat16 are checked by the other
+# shared tests): nox -s slow runs it
+GRADIENT_RUN = [
+    pytest.param(name, marks=pytest.mark.slow) if name == "resnet20" else name
+    for name in ZOO_DEFAULT_RUN
+]
+
+
+@pytest.mark.parametrize("name", GRADIENT_RUN)
 def test_gradients_are_finite_and_match_finite_differences(name):
     model, x = SPECS[name].tiny()
     if isinstance(model, models.ResNet):

@@ -360,3 +360,18 @@ def test_labels_of_another_shape_than_the_outputs_are_refused_before_any_compile
     with pytest.raises(ValueError, match=r"got \(4, 10\) of float32"):
         trainer.evaluate((x, np.zeros((4, 10), np.float32)))
     assert trainer.evaluate((x, np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]))["accuracy"] >= 0
+
+
+def test_after_a_non_finite_loss_the_broken_state_is_refused_not_used():
+    """predict and evaluate must not quietly return NaN from the state a NaN loss left."""
+    x = np.ones((32, 3), np.float32)
+    y = np.full(32, 1e30, np.float32)  # squared errors overflow: inf loss, NaN updates
+    trainer = jaxdl.Trainer(jaxdl.models.MLP((1,)), loss="mse", metrics=(), learning_rate=1.0)
+    with pytest.raises(jaxdl.NonFiniteLossError, match="at step 0"):
+        trainer.fit((x, y), epochs=1, batch_size=8, verbose=False)
+    for use in (lambda: trainer.predict(x), lambda: trainer.evaluate((x, y)),
+                lambda: trainer.fit((x, y), verbose=False)):  # fmt: skip
+        with pytest.raises(RuntimeError, match="may hold NaN .*at step 0.*init\\(\\)"):
+            use()
+    trainer.init(x[:1])  # starting again gives a usable state
+    assert np.isfinite(trainer.predict(x)).all()

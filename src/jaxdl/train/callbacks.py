@@ -163,16 +163,24 @@ class ProgressBar(Callback):
             self.bar = None
 
 
+def _fail(trainer, message: str):
+    """Raise NonFiniteLossError, marking the trainer's state as broken: ``predict`` and
+    ``evaluate`` then refuse it rather than return NaN."""
+    trainer.broken = message
+    raise NonFiniteLossError(message)
+
+
 def raise_if_nonfinite(trainer) -> None:
     """NonFiniteLossError when a loss of the running epoch was NaN or infinite (unless the
     optimizer skips such updates)."""
     run = trainer.run
     bad = int(jax.device_get(run.first_bad))
     if bad >= 0 and not trainer.optimizer.skip_nonfinite:
-        raise NonFiniteLossError(
+        _fail(
+            trainer,
             f"the training loss became NaN or infinite at step {bad} "
             f"(epoch {run.epoch}, batch {bad - run.epoch_start_step}); lower the "
-            "learning rate, clip gradients (clip_norm=) or check the data"
+            "learning rate, clip gradients (clip_norm=) or check the data",
         )
 
 
@@ -202,9 +210,10 @@ class NonFiniteCheck(Callback):
             opt_state = trainer.state.opt_state
             total, in_a_row = jax.device_get((opt_state.total_notfinite, opt_state.notfinite_count))
             if in_a_row > self.limit:
-                raise NonFiniteLossError(
+                _fail(
+                    trainer,
                     f"{in_a_row} updates in a row had NaN or infinite gradients (epoch "
-                    f"{epoch}); lower the learning rate, clip gradients or check the data"
+                    f"{epoch}); lower the learning rate, clip gradients or check the data",
                 )
             logs["skipped_updates"] = float(total - self.skipped_before)
             self.skipped_before = int(total)

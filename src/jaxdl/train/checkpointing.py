@@ -140,6 +140,7 @@ class Checkpoint(Callback):
         if run.resume and latest is not None:
             self._check_config(trainer)
             trainer.state, saved = checkpointer.restore(trainer.state)
+            trainer.broken = None
             trainer.epoch = int(saved["epoch"])
             run.history.update(saved["history"])
             run.position = saved.get("position")

@@ -103,6 +103,7 @@ class Trainer:
         self.precision = precision_lib.check_policy(precision)
         self.pretrained = Pretrained.of(pretrained)
         self.state: TrainState | None = None
+        self.broken: str | None = None  # why the state may hold NaN (NonFiniteLossError)
         self.epoch, self.stop_training, self.run = 0, False, None
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
@@ -135,6 +136,7 @@ class Trainer:
         if self.pretrained is not None:
             state = self.pretrained.apply(state)
         self.state = self.strategy.place_state(state.replace(frozen=self.optimizer.freeze))
+        self.broken = None
         out = jax.eval_shape(steps.predict_step, self.state, x_sample)
         self.num_outputs, self.output_shape = None, None
         if isinstance(out, jax.ShapeDtypeStruct):
@@ -244,6 +246,8 @@ class Trainer:
         user_callbacks = callbacks_argument(callbacks)
         if resume and self.checkpoint is None:
             raise ValueError("fit(resume=True) needs Trainer(checkpoint=...)")
+        if not resume:
+            self._require_finite()
         batch_size = _checks.check_inference_batch_size(batch_size)  # an int >= 1
         adapter = self._source(data, batch_size, "data", shuffle=shuffle, train=True)
         loop.check_epochs(epochs, resume, adapter.num_batches(0))
@@ -298,10 +302,12 @@ class Trainer:
         trainer needs a state to restore into: call ``fit`` or ``init(x[:1])`` first. Returns
         the checkpoint's metadata (epoch, history, ...).
         """
-        self._require_state()
+        self._require_state(finite=False)
         if self.checkpoint is None:
             raise ValueError("load_checkpoint needs Trainer(checkpoint=...)")
-        return self.checkpoint.restore(self, which)
+        meta = self.checkpoint.restore(self, which)
+        self.broken = None
+        return meta
 
     def config(self) -> dict:
         """The run's settings, as written to ``config.json`` beside the checkpoints."""
@@ -327,9 +333,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ inference
 
-    def _require_state(self):
+    def _require_state(self, finite: bool = True):
         if self.state is None:
             raise RuntimeError("the model has no parameters yet: call fit() (or init()) first")
+        if finite:
+            self._require_finite()
+
+    def _require_finite(self):
+        if self.broken is not None:
+            raise RuntimeError(
+                f"the state may hold NaN or infinite values ({self.broken}); restore a saved "
+                "state (load_checkpoint, or fit(resume=True)) or start again with init()"
+            )
 
     def _evaluate_adapter(self, adapter, state) -> dict:
         values = loop.evaluate(self.strategy, self.compiled(), state, adapter, self.empty_metrics())
