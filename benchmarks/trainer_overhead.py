@@ -16,10 +16,12 @@ spell of a shared machine does not favour one runner. Trainer timings include ev
 ``fit`` does (checks, per-epoch metrics, history, host loop).
 
 Command: ``python benchmarks/trainer_overhead.py`` (about 2 minutes; ``--quick``: 20 s).
-Last run on 2 cores of an AMD EPYC, jax 0.10.2, 2026-11-21 (results/trainer_overhead.md):
-trainer_epoch 1.00x the hand loop on the digits MLP (4635 steps/s) and 1.05x on the
-784-512-512-10 MLP (282 steps/s); trainer_step 0.75x and 0.97x. The shared machine's speed
-drifts by up to 40% between rounds, hence the interleaving.
+Last run on 2 cores of an Intel Xeon under a load of 2-4, jax 0.10.2, 2026-12-01, after
+the training-engine redesign (results/trainer_overhead.md): trainer_epoch 1.28x the hand
+loop on the digits MLP and 1.02x on the 784-512-512-10 MLP; trainer_step 0.69x and 1.02x
+(the code before the redesign, in the same hour: 1.22x, 1.08x; 0.65x, 1.05x). On an AMD
+EPYC, quiet, 2026-11-21: trainer_epoch 1.00x and 1.05x, trainer_step 0.75x and 0.97x. The
+shared machine's speed drifts by up to 40% between rounds, hence the interleaving.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from jaxdl.train.callbacks import (
     callbacks_argument,
 )
 from jaxdl.train.checkpointing import Checkpoint
+from jaxdl.train.export import describe_model, export_model
 from jaxdl.train.state import TrainState, create_train_state
 from jaxdl.train.transfer import Pretrained
 
@@ -311,8 +312,6 @@ class Trainer:
 
     def config(self) -> dict:
         """The run's settings, as written to ``config.json`` beside the checkpoints."""
-        from jaxdl.train.export import describe_model
-
         return {
             "model": describe_model(self.model),
             **self.task.config(),
@@ -326,8 +325,6 @@ class Trainer:
     def export(self, path: str | os.PathLike) -> str:
         """Write the model and its trained variables for inference (no optimizer state);
         ``jaxdl.load_model(path)`` reads them back, in any process."""
-        from jaxdl.train.export import export_model
-
         self._require_state()
         return export_model(path, self.model, self.state.variables())
 
