@@ -160,10 +160,13 @@ def as_source(
     input_shape: tuple[int, ...] | None = None,
     check_targets: Callable | None = None,
     place: Callable | None = None,
+    vocab_size: int | None = None,
 ):
     """The adapter for ``data``, its features checked (shape, dtype, finite values).
 
-    ``input_shape`` is the model's, once known; ``check_targets(y, n, name) -> y`` checks the
+    ``vocab_size``: the model's, for a model of token ids (a ``vocab_size`` attribute):
+    every id of ``x`` must then lie in [0, vocab_size). ``input_shape`` is the model's, once
+    known; ``check_targets(y, n, name) -> y`` checks the
     labels against the model's outputs; ``place`` copies a stream's batches to the devices.
     """
     if is_source(data):
@@ -178,7 +181,10 @@ def as_source(
             check_targets(targets, len(targets), name)
         return adapter
     x, y = arrays_of(data, name, unlabelled)
-    x = _checks.as_features(x, f"{name}.x" if name != "x" else "x", input_shape)
+    x_name = f"{name}.x" if name != "x" else "x"
+    x = _checks.as_features(x, x_name, input_shape)
+    if vocab_size is not None:
+        _checks.check_token_ids(x, vocab_size, x_name)
     if y is None or unlabelled:
         y = np.zeros(len(x), np.int32)
     elif check_targets is not None:

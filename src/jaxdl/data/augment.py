@@ -18,6 +18,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxdl._checks import check_int, check_number
+
 Transform = Callable[[jax.Array, jax.Array], jax.Array]
 
 
@@ -43,8 +45,16 @@ def _per_example(fn) -> Transform:
     return transform
 
 
+def _check_fits(size: int, name: str, image) -> None:
+    """A window or shift of ``size`` pixels no larger than the (H, W, C) ``image``."""
+    h, w, _ = image.shape
+    if size > min(h, w):
+        raise ValueError(f"{name}={size} is larger than the {h}x{w} images")
+
+
 def random_flip(p: float = 0.5) -> Transform:
-    """Mirror left-right with probability ``p``."""
+    """Mirror left-right with probability ``p`` in [0, 1]."""
+    p = check_number(p, "p", 0.0, 1.0)
 
     def flip(key, image):
         return jnp.where(jax.random.bernoulli(key, p), image[:, ::-1], image)
@@ -54,9 +64,17 @@ def random_flip(p: float = 0.5) -> Transform:
 
 def random_translate(max_shift: int, fill: float = 0.0) -> Transform:
     """Shift by up to ``max_shift`` pixels each way, filling the uncovered border with
-    ``fill``: a random crop of the image padded by ``max_shift`` (the CIFAR "pad 4, crop")."""
+    ``fill``: a random crop of the image padded by ``max_shift`` (the CIFAR "pad 4, crop").
+    ``max_shift``: an int in [0, min(H, W)]; ``fill`` a finite number."""
+    return _translate(max_shift, fill, "max_shift")
+
+
+def _translate(max_shift: int, fill: float, name: str) -> Transform:
+    max_shift = check_int(max_shift, name, minimum=0)
+    fill = check_number(fill, "fill")
 
     def translate(key, image):
+        _check_fits(max_shift, name, image)
         h, w, _ = image.shape
         padded = jnp.pad(
             image, ((max_shift, max_shift), (max_shift, max_shift), (0, 0)), constant_values=fill
@@ -68,12 +86,16 @@ def random_translate(max_shift: int, fill: float = 0.0) -> Transform:
 
 
 def random_crop(padding: int = 4, fill: float = 0.0) -> Transform:
-    """Pad by ``padding`` and crop back to the original size at a random place."""
-    return random_translate(padding, fill)
+    """Pad by ``padding`` (an int in [0, min(H, W)]) and crop back to the original size at a
+    random place."""
+    return _translate(padding, fill, "padding")
 
 
 def random_rotation(max_degrees: float, fill: float = 0.0) -> Transform:
-    """Rotate about the centre by an angle uniform in ±``max_degrees``, bilinear."""
+    """Rotate about the centre by an angle uniform in ±``max_degrees`` (finite, >= 0),
+    bilinear."""
+    max_degrees = check_number(max_degrees, "max_degrees", 0.0)
+    fill = check_number(fill, "fill")
 
     def rotate(key, image):
         h, w, c = image.shape
@@ -93,7 +115,9 @@ def random_rotation(max_degrees: float, fill: float = 0.0) -> Transform:
 
 
 def gaussian_noise(std: float) -> Transform:
-    """Add independent normal noise of standard deviation ``std`` to every value."""
+    """Add independent normal noise of standard deviation ``std`` (finite, >= 0) to every
+    value."""
+    std = check_number(std, "std", 0.0)
 
     def noise(key, image):
         return image + std * jax.random.normal(key, image.shape, image.dtype)
@@ -103,9 +127,12 @@ def gaussian_noise(std: float) -> Transform:
 
 def cutout(size: int, fill: float = 0.0) -> Transform:
     """Set a ``size`` x ``size`` square at a random centre to ``fill`` (clipped at the
-    borders), as in DeVries & Taylor (2017)."""
+    borders), as in DeVries & Taylor (2017). ``size``: an int in [1, min(H, W)]."""
+    size = check_int(size, "size")
+    fill = check_number(fill, "fill")
 
     def cut(key, image):
+        _check_fits(size, "size", image)
         h, w, _ = image.shape
         cy = jax.random.randint(key, (), 0, h)
         cx = jax.random.randint(jax.random.fold_in(key, 1), (), 0, w)
@@ -130,6 +157,12 @@ def takes_first_index(transform) -> bool:
 def compose(*transforms: Transform) -> Transform:
     """Apply ``transforms`` in order, each with its own key folded from ``key``."""
 
+    for i, t in enumerate(transforms):
+        if not callable(t):
+            raise TypeError(
+                f"compose: transform {i} must be callable (key, images) -> images, got "
+                f"{type(t).__name__}"
+            )
     takes_index = [takes_first_index(t) for t in transforms]
 
     def transform(key, images, first_index=0):
@@ -146,4 +179,7 @@ def resize(images, size: tuple[int, int], method: str = "bilinear") -> jax.Array
     images = jnp.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"resize: expected images (B, H, W, C), got {images.shape}")
+    if len(tuple(size)) != 2:
+        raise ValueError(f"size: expected (height, width), got {size!r}")
+    size = tuple(check_int(s, "size") for s in size)
     return jax.image.resize(images, (images.shape[0], *size, images.shape[-1]), method)

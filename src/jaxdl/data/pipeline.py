@@ -209,11 +209,26 @@ class Pipeline:
                 x = np.asarray(self.transform(x))
             if key is not None:
                 x = self._augmented(x, key, step * batch_size + first)
+            _check_finite(x, indices[step], step)
             return {"x": x, "y": y, "mask": mask[step]}
 
         options = grain.ReadOptions(num_threads=self.num_threads, prefetch_buffer_size=self.buffer)
         dataset = grain.MapDataset.range(start, len(indices)).map(load)
         return iter(dataset.to_iter_dataset(options))
+
+
+def _check_finite(x, rows: np.ndarray, step: int) -> None:
+    """Float features of a batch hold no NaN or infinity (as ``fit`` checks arrays): one
+    ``np.isfinite`` pass on the host, cheap next to decoding the batch."""
+    x = np.asarray(x)
+    floating = x.dtype.kind in "fc" or x.dtype.name == "bfloat16"
+    if floating and not np.isfinite(x).all():
+        bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1) if x.ndim else np.array([True])
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"Pipeline: x of batch {step} contains NaN or infinite values (first in example "
+            f"{int(rows[row]) if row < len(rows) else row} of the source)"
+        )
 
 
 def _decode_default(records: list) -> tuple[np.ndarray, np.ndarray]:

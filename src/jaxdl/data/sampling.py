@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxdl._checks import check_fractions, check_seed
+from jaxdl._checks import as_array, check_class_labels, check_fractions, check_int, check_seed
 
 
 def _split_counts(n: int, fractions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -28,9 +28,15 @@ def stratified_split(
 
     With ``stratify=True`` each class is shuffled and cut on its own, so every split holds
     each class in the proportion of the whole to within one example. The result depends only
-    on ``labels``, ``fractions`` and ``seed``.
+    on ``labels``, ``fractions`` and ``seed``. ``labels``: integer class labels (N,); with
+    ``stratify=False`` any targets (N, ...) (only their number counts).
     """
-    labels = np.asarray(labels)
+    if stratify:
+        labels = check_class_labels(labels)
+    else:
+        labels = as_array(labels, "labels")
+        if labels.ndim == 0 or len(labels) == 0:
+            raise ValueError(f"labels: expected at least one target (N, ...), got {labels.shape}")
     fractions = check_fractions(fractions)
     rng = np.random.default_rng(check_seed(seed))
     groups = (
@@ -52,9 +58,10 @@ def stratified_kfold(labels, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray
 
     Each class is shuffled and dealt into ``k`` folds of sizes within one of each other, so
     every validation fold holds each class in the proportion of the whole to within one
-    example; each example is in exactly one validation fold.
+    example; each example is in exactly one validation fold. ``labels``: integer class
+    labels (N,).
     """
-    labels = np.asarray(labels)
+    labels = check_class_labels(labels)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 2:
         raise ValueError(f"k: expected an int >= 2, got {k!r}")
     if k > len(labels):
@@ -74,8 +81,20 @@ def stratified_kfold(labels, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray
 def class_weights(labels, num_classes: int | None = None) -> np.ndarray:
     """ "Balanced" weights per class, ``N / (C * count_c)``: each class then weighs as much
     in a weighted loss as it would if the classes were equally common. (C,) float32; a class
-    with no example gets weight 0."""
-    labels = np.asarray(labels)
+    with no example gets weight 0. ``labels``: integer class labels (N,) in
+    [0, num_classes)."""
+    labels = check_class_labels(labels)
+    if labels.dtype.kind in "US":
+        raise TypeError(f"labels: expected integer class labels, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if num_classes is not None:
+        num_classes = check_int(num_classes, "num_classes")
+    if labels.min() < 0 or (num_classes is not None and labels.max() >= num_classes):
+        bound = f"[0, {num_classes})" if num_classes is not None else "[0, C)"
+        raise ValueError(
+            f"labels: expected class labels in {bound}, got values in "
+            f"[{labels.min()}, {labels.max()}]"
+        )
     counts = np.bincount(labels, minlength=num_classes or 0).astype(np.float64)
     weights = np.where(counts > 0, len(labels) / (len(counts) * np.maximum(counts, 1)), 0.0)
     return weights.astype(np.float32)
@@ -84,8 +103,8 @@ def class_weights(labels, num_classes: int | None = None) -> np.ndarray:
 def oversample(labels, seed: int = 0) -> np.ndarray:
     """Indices that repeat the examples of every class up to the largest class's count
     (each example of a class at least ``max // count`` times, the rest drawn without
-    replacement), shuffled."""
-    labels = np.asarray(labels)
+    replacement), shuffled. ``labels``: integer class labels (N,)."""
+    labels = check_class_labels(labels)
     rng = np.random.default_rng(check_seed(seed))
     classes, counts = np.unique(labels, return_counts=True)
     target = counts.max()
@@ -99,8 +118,8 @@ def oversample(labels, seed: int = 0) -> np.ndarray:
 
 def undersample(labels, seed: int = 0) -> np.ndarray:
     """Indices keeping, from every class, as many examples as the smallest class has (drawn
-    without replacement), shuffled."""
-    labels = np.asarray(labels)
+    without replacement), shuffled. ``labels``: integer class labels (N,)."""
+    labels = check_class_labels(labels)
     rng = np.random.default_rng(check_seed(seed))
     classes, counts = np.unique(labels, return_counts=True)
     parts = [rng.choice(np.flatnonzero(labels == c), counts.min(), replace=False) for c in classes]

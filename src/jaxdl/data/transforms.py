@@ -6,6 +6,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jaxdl._checks import as_array, check_int
+
+
+def _fit_data(x, who: str) -> np.ndarray:
+    """Data (N, ...) a scaler may be fitted on: numeric, N >= 1, every value finite."""
+    x = as_array(x, "x")
+    if x.dtype == object or x.dtype.kind not in "fiub":
+        raise TypeError(f"{who}: x must be a numeric array, got dtype {x.dtype}")
+    if x.ndim < 1 or x.size == 0:
+        raise ValueError(f"{who}: x must hold at least one value (N, ...), got shape {x.shape}")
+    x = x.astype(np.float64)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise ValueError(
+            f"{who}: x contains {int(bad.sum())} NaN or infinite values (first in example "
+            f"{int(np.argwhere(bad)[0][0])}); statistics of them would be NaN"
+        )
+    return x
+
 
 def _reduce_axes(x: np.ndarray, per_channel: bool) -> tuple[int, ...]:
     return tuple(range(x.ndim - 1)) if per_channel else (0,)
@@ -24,7 +43,8 @@ class Standardizer:
 
     @classmethod
     def fit(cls, x, per_channel: bool = False) -> Standardizer:
-        x = np.asarray(x, np.float64)
+        """Statistics of ``x`` (N, ...): finite numbers, N >= 1."""
+        x = _fit_data(x, "Standardizer.fit")
         axes = _reduce_axes(x, per_channel)
         std = x.std(axis=axes)
         return cls(
@@ -41,6 +61,11 @@ class Standardizer:
             x = np.asarray(batch["x"], np.float64)
             rows = np.asarray(batch.get("mask", np.ones(len(x))), np.float64) > 0
             x = x[rows]
+            if not np.isfinite(x).all():
+                raise ValueError(
+                    "Standardizer.fit_batches: x contains NaN or infinite values; statistics "
+                    "of them would be NaN"
+                )
             axes = _reduce_axes(x, per_channel)
             count += np.prod([x.shape[a] for a in axes])  # values behind each statistic
             total = total + x.sum(axis=axes)
@@ -67,7 +92,8 @@ class MinMaxScaler:
 
     @classmethod
     def fit(cls, x, per_channel: bool = False) -> MinMaxScaler:
-        x = np.asarray(x, np.float64)
+        """Range of ``x`` (N, ...): finite numbers, N >= 1."""
+        x = _fit_data(x, "MinMaxScaler.fit")
         axes = _reduce_axes(x, per_channel)
         low, high = x.min(axis=axes), x.max(axis=axes)
         span = np.where(high > low, high - low, 1.0)
@@ -85,7 +111,15 @@ SCALERS = {"standard": Standardizer, "minmax": MinMaxScaler}
 
 def one_hot(labels, num_classes: int) -> np.ndarray:
     """(N,) integer labels -> (N, num_classes) float32 rows of zeros with a single one."""
-    labels = np.asarray(labels)
+    num_classes = check_int(num_classes, "num_classes")
+    labels = as_array(labels, "labels")
+    if labels.dtype.kind == "f" and not (
+        np.isfinite(labels).all() and (labels == np.round(labels)).all()
+    ):
+        raise ValueError("labels: expected integer class labels, got NaN or fractional values")
+    if labels.dtype == object or labels.dtype.kind not in "fiub":
+        raise TypeError(f"labels: expected integer class labels, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"labels must lie in [0, {num_classes}), got values in [{labels.min()}, {labels.max()}]"

@@ -12,6 +12,7 @@ from jaxdl.graphs.datasets import GraphDataset, NodeDataset, pack_graphs, pad_ro
 from jaxdl.graphs.graph import (
     GraphsTuple,
     batch,
+    check_graph,
     edge_graph_index,
     edge_mask,
     from_adjacency,
@@ -35,6 +36,7 @@ __all__ = [
     "GraphsTuple",
     "NodeDataset",
     "batch",
+    "check_graph",
     "edge_graph_index",
     "edge_mask",
     "from_adjacency",

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from jaxdl.graphs.graph import GraphsTuple, batch, num_nodes, pad_graphs_to
+from jaxdl import _checks
+from jaxdl.graphs.graph import GraphsTuple, batch, check_graph, num_nodes, pad_graphs_to
 
 
 def pad_rows(values, rows: int) -> np.ndarray:
@@ -81,8 +82,23 @@ class GraphDataset:
     def __init__(
         self, graphs: Sequence[GraphsTuple], labels, *, node_budget=None, edge_budget=None
     ):
-        self.graphs = list(graphs)
-        self.labels = np.asarray(labels)
+        if isinstance(graphs, GraphsTuple) or not hasattr(graphs, "__iter__"):
+            raise TypeError(
+                f"graphs: expected a sequence of single GraphsTuples, got {type(graphs).__name__}"
+            )
+        self.graphs = [check_graph(g, f"graphs[{i}]") for i, g in enumerate(graphs)]
+        for i, g in enumerate(self.graphs):
+            if g.n_node.shape != (1,):
+                raise ValueError(
+                    f"graphs[{i}]: expected a single graph (n_node of shape (1,)), got n_node "
+                    f"of shape {g.n_node.shape}; pass the graphs of a batch one by one "
+                    "(jaxdl.graphs.unbatch)"
+                )
+        self.labels = _checks.as_array(labels, "labels")
+        if self.labels.dtype == object or self.labels.dtype.kind not in "fiub":
+            raise TypeError(f"labels: expected a numeric array, got dtype {self.labels.dtype}")
+        if self.labels.ndim == 0:
+            raise ValueError("labels: expected one label per graph, got a scalar")
         if len(self.graphs) != len(self.labels):
             raise ValueError(
                 f"GraphDataset: {len(self.graphs)} graphs but {len(self.labels)} labels"
@@ -94,6 +110,9 @@ class GraphDataset:
         empty = np.flatnonzero(self.n_node == 0)
         if len(empty):
             raise ValueError(f"GraphDataset: graph {empty[0]} has no nodes")
+        for field, budget in (("node_budget", node_budget), ("edge_budget", edge_budget)):
+            if budget is not None:
+                _checks.check_int(budget, field, minimum=1 if field == "node_budget" else 0)
         self.node_budget, self.edge_budget = node_budget, edge_budget
         self._store: GraphsTuple | None = None
 
@@ -220,14 +239,32 @@ class NodeDataset:
     """
 
     def __init__(self, graph: GraphsTuple, labels, mask=None):
+        check_graph(graph)
+        if graph.nodes is None:
+            raise ValueError("graph.nodes: expected node features (N, F), got None")
         self.graph = graph
         n = num_nodes(graph)
-        self.labels = np.asarray(labels)
-        if len(self.labels) != n:
-            raise ValueError(f"NodeDataset: the graph has {n} nodes but labels has {len(labels)}")
-        self.mask = np.ones(n, np.float32) if mask is None else np.asarray(mask, np.float32)
-        if self.mask.shape != (n,):
-            raise ValueError(f"NodeDataset: expected a mask of shape ({n},), got {self.mask.shape}")
+        self.labels = _checks.as_array(labels, "labels")
+        if self.labels.dtype == object or self.labels.dtype.kind not in "fiub":
+            raise TypeError(f"labels: expected a numeric array, got dtype {self.labels.dtype}")
+        if self.labels.ndim == 0 or len(self.labels) != n:
+            raise ValueError(
+                f"NodeDataset: the graph has {n} nodes but labels has shape {self.labels.shape}"
+                if self.labels.ndim == 0
+                else f"NodeDataset: the graph has {n} nodes but labels has {len(self.labels)}"
+            )
+        if mask is None:
+            self.mask = np.ones(n, np.float32)
+        else:
+            mask = _checks.as_array(mask, "mask")
+            if mask.shape != (n,):
+                raise ValueError(f"NodeDataset: expected a mask of shape ({n},), got {mask.shape}")
+            if mask.dtype == object or mask.dtype.kind not in "fiub":
+                raise TypeError(f"mask: expected booleans or 0/1 weights, got dtype {mask.dtype}")
+            if mask.dtype.kind != "b" and not np.isin(mask, (0, 1)).all():
+                bad = mask[~np.isin(mask, (0, 1))][0]
+                raise ValueError(f"mask: expected booleans or 0/1 weights, got the value {bad!r}")
+            self.mask = mask.astype(np.float32)
         if not self.mask.any():
             raise ValueError("NodeDataset: the mask selects no node")
         if self.labels.ndim == 1 and self.labels.dtype.kind in "iu":

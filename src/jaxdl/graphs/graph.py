@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import _checks
+
 
 class GraphsTuple(NamedTuple):
     """One graph, or many graphs batched into one (a jraph-style named tuple; a JAX pytree).
@@ -141,12 +143,48 @@ def edge_mask(graph: GraphsTuple) -> jax.Array:
 def _features(value, rows: int, name: str):
     if value is None:
         return None
-    value = np.asarray(value)
+    value = _checks.as_array(value, name)
+    if value.dtype == object or value.dtype.kind not in "fiub":
+        raise TypeError(f"{name}: expected a numeric array, got dtype {value.dtype}")
+    if value.ndim == 0:
+        raise ValueError(f"{name}: expected {rows} rows, got a scalar")
     if value.ndim == 1:
         value = value[:, None]
     if value.shape[0] != rows:
         raise ValueError(f"{name}: expected {rows} rows, got an array of shape {value.shape}")
+    _checks.check_finite_features(value, name)
     return value.astype(np.float32) if value.dtype.kind == "f" else value
+
+
+def check_graph(graph, name: str = "graph") -> GraphsTuple:
+    """``graph`` as a ``GraphsTuple`` of NumPy arrays whose structure holds together: every
+    edge joins two nodes of its own graph, the counts are >= 0 and sum to the rows, the
+    features are finite. A ValueError/TypeError names the field otherwise."""
+    if not isinstance(graph, GraphsTuple):
+        raise TypeError(f"{name}: expected a jaxdl.graphs.GraphsTuple, got {type(graph).__name__}")
+    graph = GraphsTuple(*(None if f is None else _checks.as_array(f, name) for f in graph))
+    for field in ("senders", "receivers", "n_node", "n_edge"):
+        if getattr(graph, field) is None:
+            raise ValueError(f"{name}.{field}: expected a 1-D array, got None")
+    if graph.nodes is not None:
+        if graph.nodes.ndim < 1:
+            raise ValueError(f"{name}.nodes: expected (N, F) node features, got a scalar")
+        rows = graph.nodes.shape[0]
+    else:
+        rows = int(np.sum(graph.n_node))
+    _checks.check_graph_structure(
+        graph.senders, graph.receivers, graph.n_node, graph.n_edge, rows, name
+    )
+    for field, count in (("edges", len(graph.senders)), ("globals", len(graph.n_node))):
+        values = getattr(graph, field)
+        if values is not None and (values.ndim < 1 or values.shape[0] != count):
+            raise ValueError(
+                f"{name}.{field}: expected {count} rows, got an array of shape {values.shape}"
+            )
+    for field in ("nodes", "edges", "globals"):
+        if getattr(graph, field) is not None:
+            _checks.check_finite_features(getattr(graph, field), f"{name}.{field}")
+    return graph
 
 
 def make_graph(
@@ -166,8 +204,8 @@ def make_graph(
       globals: (F_g,) or (1, F_g) graph features or None.
       num_nodes: N, when ``nodes`` is None.
     """
-    senders = np.asarray(senders, np.int64).reshape(-1)
-    receivers = np.asarray(receivers, np.int64).reshape(-1)
+    senders = _checks.index_array(np.asarray(senders).reshape(-1), "senders")
+    receivers = _checks.index_array(np.asarray(receivers).reshape(-1), "receivers")
     if senders.shape != receivers.shape:
         raise ValueError(
             f"senders and receivers must have the same shape, got {senders.shape} and "
@@ -175,14 +213,25 @@ def make_graph(
         )
     if nodes is None and num_nodes is None:
         raise ValueError("give node features (nodes=) or the number of nodes (num_nodes=)")
-    n = int(np.asarray(nodes).shape[0]) if nodes is not None else int(num_nodes)
-    if len(senders) and (
-        min(senders.min(), receivers.min()) < 0 or max(senders.max(), receivers.max()) >= n
-    ):
-        bad = max(senders.max(), receivers.max())
-        raise ValueError(f"edge endpoints must lie in [0, {n}) for a graph of {n} nodes, got {bad}")
+    if nodes is not None:
+        shape = np.shape(_checks.as_array(nodes, "nodes"))
+        if not shape:
+            raise ValueError("nodes: expected node features (N, F) or (N,), got a scalar")
+        n = int(shape[0])
+    else:
+        n = _checks.check_int(num_nodes, "num_nodes", minimum=0)
+    for field, ends in (("senders", senders), ("receivers", receivers)):
+        if len(ends) and (ends.min() < 0 or ends.max() >= n):
+            bad = ends.min() if ends.min() < 0 else ends.max()
+            raise ValueError(
+                f"{field}: edge endpoints must lie in [0, {n}) for a graph of {n} nodes, got {bad}"
+            )
     if globals is not None:
-        globals = np.asarray(globals, np.float32).reshape(1, -1)
+        globals = _checks.as_array(globals, "globals")
+        if globals.dtype == object or globals.dtype.kind not in "fiub":
+            raise TypeError(f"globals: expected a numeric array, got dtype {globals.dtype}")
+        globals = globals.astype(np.float32).reshape(1, -1)
+        _checks.check_finite_features(globals, "globals")
     return GraphsTuple(
         nodes=_features(nodes, n, "nodes"),
         edges=_features(edges, len(senders), "edges"),
@@ -200,10 +249,23 @@ def from_adjacency(adjacency, node_features=None) -> GraphsTuple:
     A symmetric A gives both directions of each undirected edge. The entries A[i, j] become
     the edge features (E, 1); ``node_features`` (N, F) defaults to one-hot node ids (N, N).
     """
-    adjacency = np.asarray(adjacency)
+    adjacency = _checks.as_array(adjacency, "adjacency")
     if adjacency.ndim != 2 or adjacency.shape[0] != adjacency.shape[1]:
         raise ValueError(f"adjacency: expected a square matrix (N, N), got shape {adjacency.shape}")
+    if adjacency.dtype == object or adjacency.dtype.kind not in "fiub":
+        raise TypeError(f"adjacency: expected a numeric matrix, got dtype {adjacency.dtype}")
+    if adjacency.dtype.kind == "f" and not np.isfinite(adjacency).all():
+        i, j = (int(k) for k in np.argwhere(~np.isfinite(adjacency))[0])
+        raise ValueError(
+            f"adjacency: entries must be finite numbers, got {adjacency[i, j]} at [{i}, {j}]"
+        )
     n = adjacency.shape[0]
+    if node_features is not None:
+        rows = np.shape(_checks.as_array(node_features, "node_features"))
+        if not rows or rows[0] != n:
+            raise ValueError(
+                f"node_features: expected {n} rows (one per row of adjacency), got shape {rows}"
+            )
     senders, receivers = np.nonzero(adjacency)
     nodes = np.eye(n, dtype=np.float32) if node_features is None else node_features
     edges = adjacency[senders, receivers].astype(np.float32)[:, None]
@@ -249,9 +311,11 @@ def _concat(parts: list, name: str):
 def batch(graphs: Sequence[GraphsTuple]) -> GraphsTuple:
     """Many graphs as one: nodes, edges and graphs are stacked in order and edge indices are
     offset, so graph g of the result is ``graphs[g]`` (each may itself be a batch)."""
+    if isinstance(graphs, GraphsTuple) or not hasattr(graphs, "__len__"):
+        raise TypeError(f"graphs: expected a sequence of GraphsTuples, got {type(graphs).__name__}")
     if not graphs:
         raise ValueError("batch: expected at least one graph, got none")
-    graphs = [GraphsTuple(*(None if f is None else np.asarray(f) for f in g)) for g in graphs]
+    graphs = [check_graph(g, f"graphs[{i}]") for i, g in enumerate(graphs)]
     offsets = np.cumsum([0] + [int(g.n_node.sum()) for g in graphs[:-1]])
     return GraphsTuple(
         nodes=_concat([g.nodes for g in graphs], "node features"),
@@ -303,7 +367,10 @@ def pad_graphs_to(graph: GraphsTuple, n_node: int, n_edge: int, n_graph: int) ->
     from padding. The budgets must leave room for it: ``n_node`` > the real nodes and
     ``n_graph`` > the real graphs. ``graph_mask``/``node_mask``/``edge_mask`` find the real rows.
     """
-    graph = GraphsTuple(*(None if f is None else np.asarray(f) for f in graph))
+    graph = check_graph(graph)
+    n_node = _checks.check_int(n_node, "n_node")
+    n_edge = _checks.check_int(n_edge, "n_edge", minimum=0)
+    n_graph = _checks.check_int(n_graph, "n_graph")
     real_nodes, real_edges = int(graph.n_node.sum()), int(graph.n_edge.sum())
     real_graphs = len(graph.n_node)
     if n_node <= real_nodes or n_edge < real_edges or n_graph <= real_graphs:

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdl import _checks
+
 KINDS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -70,6 +72,14 @@ class Decoder(nn.Module):
         return nn.Dense(size, name="output")(z).reshape(-1, *self.output_shape)
 
 
+def _check_sizes(model) -> None:
+    name = type(model).__name__
+    shape = _checks.check_widths(model.input_shape, f"{name}.input_shape", allow_empty=False)
+    _checks.check_int(model.latent_dim, f"{name}.latent_dim")
+    _checks.check_widths(model.hidden, f"{name}.hidden")
+    _check_options(model.kind, shape)
+
+
 def _check_options(kind: str, input_shape: Sequence[int]) -> None:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -92,6 +102,10 @@ class Autoencoder(nn.Module):
     latent_dim: int = 16
     hidden: Sequence[int] = (256, 128)
     kind: str = "mlp"
+
+    def __post_init__(self):
+        _check_sizes(self)
+        super().__post_init__()
 
     def setup(self):
         _check_options(self.kind, self.input_shape)
@@ -178,6 +192,15 @@ class VAE(nn.Module):
     kind: str = "mlp"
     likelihood: str = "bernoulli"
     beta: float = 1.0
+
+    def __post_init__(self):
+        _check_sizes(self)
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"VAE.likelihood: expected one of {LIKELIHOODS}, got {self.likelihood!r}"
+            )
+        _checks.check_number(self.beta, "VAE.beta", 0.0)
+        super().__post_init__()
 
     def setup(self):
         _check_options(self.kind, self.input_shape)

@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxdl import _checks
 from jaxdl.models.layers import Conv, as_images, global_average_pool, pool
 
 
@@ -36,6 +37,18 @@ class CNN(nn.Module):
     pool_size: int = 2
     batch_norm: bool = False
     dropout_rate: float = 0.0
+
+    def __post_init__(self):
+        _checks.check_widths(self.channels, "CNN.channels")
+        _checks.check_widths(self.dense, "CNN.dense")
+        for field in ("num_classes", "kernel_size", "pool_size"):
+            _checks.check_int(getattr(self, field), f"CNN.{field}")
+        if self.padding not in ("SAME", "VALID"):
+            raise ValueError(f"CNN.padding: expected 'SAME' or 'VALID', got {self.padding!r}")
+        if self.pooling not in ("max", "avg"):
+            raise ValueError(f"CNN.pooling: expected 'max' or 'avg', got {self.pooling!r}")
+        _checks.check_rate(self.dropout_rate, "CNN.dropout_rate")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -133,6 +146,24 @@ class ResNet(nn.Module):
     width: int | None = None
     blocks: tuple[int, ...] | None = None
     remat: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.depth, bool) or self.depth not in RESNETS:
+            raise ValueError(
+                f"ResNet.depth: unknown ResNet depth {self.depth!r}; expected one of "
+                f"{sorted(RESNETS)}"
+            )
+        _checks.check_int(self.num_classes, "ResNet.num_classes")
+        if self.width is not None:
+            _checks.check_int(self.width, "ResNet.width")
+        if self.blocks is not None:
+            blocks = _checks.check_widths(self.blocks, "ResNet.blocks", allow_empty=False)
+            if len(blocks) not in (3, 4):
+                raise ValueError(
+                    f"ResNet.blocks: expected 3 stages (CIFAR family) or 4 (ImageNet family), "
+                    f"got {blocks!r}"
+                )
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxdl import _checks
 from jaxdl.models.layers import Conv, pool
 
 
@@ -38,6 +39,20 @@ class Generator(nn.Module):
     output_shape: Sequence[int] = (8, 8, 1)
     features: Sequence[int] = (128, 64)
     output: str = "sigmoid"
+
+    def __post_init__(self):
+        shape = _checks.check_widths(self.output_shape, "Generator.output_shape")
+        if len(shape) != 3 or shape[0] % 4 or shape[1] % 4:
+            raise ValueError(
+                f"Generator.output_shape: expected (H, W, C) with H and W divisible by 4, got "
+                f"{tuple(self.output_shape)}"
+            )
+        features = _checks.check_widths(self.features, "Generator.features")
+        if len(features) != 2:
+            raise ValueError(f"Generator.features: expected two widths, got {features!r}")
+        if self.output not in ("sigmoid", "tanh"):
+            raise ValueError(f"Generator.output: expected 'sigmoid' or 'tanh', got {self.output!r}")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, z: jax.Array, train: bool = False) -> jax.Array:
@@ -69,6 +84,10 @@ class Discriminator(nn.Module):
     features: Sequence[int] = (64, 128)
     batch_stddev: bool = True
 
+    def __post_init__(self):
+        _checks.check_widths(self.features, "Discriminator.features")
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         for width in self.features:
@@ -90,6 +109,10 @@ class GAN(nn.Module):
     generator: Generator
     discriminator: Discriminator
     latent_dim: int = 32
+
+    def __post_init__(self):
+        _checks.check_int(self.latent_dim, "GAN.latent_dim")
+        super().__post_init__()
 
     def generate(self, z: jax.Array, train: bool = False) -> jax.Array:
         """Images (B, H, W, C) for latent codes z (B, latent_dim)."""

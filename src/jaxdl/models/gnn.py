@@ -14,6 +14,7 @@ import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxdl import _checks, activations
 from jaxdl import graphs as G
@@ -32,9 +33,23 @@ def _check_graph(graph, name: str = "graph") -> None:
         raise TypeError(f"{name}: expected a jaxdl.graphs.GraphsTuple, got {type(graph).__name__}")
     if graph.nodes is None:
         raise ValueError(f"{name}: expected node features (N, F), got nodes=None")
-    chex.assert_rank(graph.nodes, 2)
+    for field in ("senders", "receivers", "n_node"):
+        if getattr(graph, field) is None:
+            raise ValueError(f"{name}.{field}: expected a 1-D array, got None")
+    if np.ndim(graph.nodes) != 2:
+        raise ValueError(
+            f"{name}.nodes: expected node features (N, F), got {np.shape(graph.nodes)}"
+        )
     chex.assert_rank([graph.senders, graph.receivers, graph.n_node], 1)
     chex.assert_equal_shape([graph.senders, graph.receivers])
+    fields = (graph.nodes, graph.senders, graph.receivers, graph.n_node, graph.n_edge)
+    if all(_checks.is_concrete(f) for f in fields if f is not None):  # not inside jit
+        _checks.check_graph_structure(
+            graph.senders, graph.receivers, graph.n_node, graph.n_edge, graph.nodes.shape[0], name
+        )
+        _checks.check_finite_features(graph.nodes, f"{name}.nodes")
+        if graph.edges is not None and _checks.is_concrete(graph.edges):
+            _checks.check_finite_features(graph.edges, f"{name}.edges")
 
 
 def _with_self_loops(graph: GraphsTuple) -> tuple[jax.Array, jax.Array]:
@@ -63,6 +78,10 @@ class GCNLayer(nn.Module):
     add_self_loops: bool = True
     normalize: bool = True
     use_bias: bool = True
+
+    def __post_init__(self):
+        _checks.check_int(self.features, "GCNLayer.features")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, graph: GraphsTuple) -> jax.Array:
@@ -98,6 +117,12 @@ class GATLayer(nn.Module):
     negative_slope: float = 0.2
     add_self_loops: bool = True
     attention_dropout: float = 0.0
+
+    def __post_init__(self):
+        _checks.check_int(self.features, "GATLayer.features")
+        _checks.check_int(self.num_heads, "GATLayer.num_heads")
+        _checks.check_rate(self.attention_dropout, "GATLayer.attention_dropout")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, graph: GraphsTuple, train: bool = False) -> jax.Array:
@@ -153,6 +178,17 @@ def _check_inputs(graph, readout: str | None) -> None:
         _checks.lookup("readout", readout, {**AGGREGATIONS, "attention": None})
 
 
+def _check_sizes(model, *counts: str, allow_empty: bool = True) -> None:
+    """A GNN's widths, counts and dropout rate, named, at construction."""
+    name = type(model).__name__
+    _checks.check_widths(model.features, f"{name}.features", allow_empty=allow_empty)
+    for field in counts:
+        _checks.check_int(getattr(model, field), f"{name}.{field}")
+    _checks.check_rate(model.dropout_rate, f"{name}.dropout_rate")
+    if model.readout is not None:
+        _checks.lookup("readout", model.readout, {**AGGREGATIONS, "attention": None})
+
+
 def _readout_head(readout: str, num_classes: int, nodes, graph, drop) -> jax.Array:
     """Graph logits (G, num_classes): pooled node features through a dense layer. Called
     inside a compact ``__call__``, so its layers belong to the calling model."""
@@ -179,6 +215,10 @@ class GCN(nn.Module):
     dropout_rate: float = 0.0
     activation: str = "relu"
     readout: str | None = None
+
+    def __post_init__(self):
+        _check_sizes(self, "num_classes")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, graph: GraphsTuple, train: bool = False) -> jax.Array:
@@ -214,6 +254,10 @@ class GAT(nn.Module):
     dropout_rate: float = 0.0
     activation: str = "elu"
     readout: str | None = None
+
+    def __post_init__(self):
+        _check_sizes(self, "num_heads", "num_classes", "output_heads")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, graph: GraphsTuple, train: bool = False) -> jax.Array:
@@ -309,6 +353,11 @@ class MessagePassingNet(nn.Module):
     aggregate: str = "sum"
     readout: str | None = "sum"
     dropout_rate: float = 0.0
+
+    def __post_init__(self):
+        _check_sizes(self, "num_classes", allow_empty=False)
+        _checks.lookup("aggregate", self.aggregate, AGGREGATIONS)
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, graph: GraphsTuple, train: bool = False) -> jax.Array:

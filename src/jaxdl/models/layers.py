@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxdl import activations
+from jaxdl import _checks, activations
 from jaxdl import cpu_kernels as kernels
 
 
@@ -31,6 +31,12 @@ class Conv(nn.Module):
     strides: tuple[int, int] = (1, 1)
     padding: str | int = "SAME"
     use_bias: bool = True
+
+    def __post_init__(self):
+        _checks.check_int(self.features, "Conv.features")
+        _checks.check_widths(self.kernel_size, "Conv.kernel_size")
+        _checks.check_widths(self.strides, "Conv.strides")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -68,6 +74,11 @@ class FeedForward(nn.Module):
     out: int
     dropout_rate: float = 0.0
     activation: str = "gelu"
+
+    def __post_init__(self):
+        _checks.check_int(self.hidden, "FeedForward.hidden")
+        _checks.check_int(self.out, "FeedForward.out")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -9,7 +9,7 @@ import chex
 import flax.linen as nn
 import jax
 
-from jaxdl import activations
+from jaxdl import _checks, activations
 
 
 class MLP(nn.Module):
@@ -29,6 +29,11 @@ class MLP(nn.Module):
     activation: str = "relu"
     dropout_rate: float = 0.0
     batch_norm: bool = False
+
+    def __post_init__(self):
+        _checks.check_widths(self.features, "MLP.features", allow_empty=False)
+        _checks.check_rate(self.dropout_rate, "MLP.dropout_rate")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

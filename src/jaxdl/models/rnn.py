@@ -21,9 +21,23 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxdl import _checks
 from jaxdl import cpu_kernels as kernels
 
 GATES = {"simple": 1, "lstm": 4, "gru": 3}
+
+
+def _check_recurrence(model, *counts: str) -> None:
+    """The cell, the sizes named in ``counts`` and the dropout rate of a recurrent model."""
+    name = type(model).__name__
+    if model.cell not in GATES:
+        raise ValueError(
+            f"{name}.cell: unknown cell {model.cell!r}; expected one of {sorted(GATES)}"
+        )
+    for field in counts:
+        _checks.check_int(getattr(model, field), f"{name}.{field}")
+    if hasattr(model, "dropout_rate"):
+        _checks.check_rate(model.dropout_rate, f"{name}.dropout_rate")
 
 
 def _cell_step(cell: str, carry, a_t, w_h, b_h):
@@ -84,6 +98,10 @@ class RNNLayer(nn.Module):
     cell: str = "lstm"
     hidden_size: int = 128
     reverse: bool = False
+
+    def __post_init__(self):
+        _check_recurrence(self, "hidden_size")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, lengths: jax.Array | None = None):
@@ -150,6 +168,10 @@ class RNN(nn.Module):
     dropout_rate: float = 0.0
     return_sequences: bool = True
 
+    def __post_init__(self):
+        _check_recurrence(self, "hidden_size", "num_layers")
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x, lengths=None, train: bool = False):
         last = None
@@ -190,6 +212,10 @@ class RNNClassifier(nn.Module):
     bidirectional: bool = False
     dropout_rate: float = 0.0
 
+    def __post_init__(self):
+        _check_recurrence(self, "hidden_size", "num_layers", "num_classes")
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x, lengths=None, train: bool = False):
         last = RNN(
@@ -220,9 +246,17 @@ class RNNSequenceModel(nn.Module):
     embed_dim: int = 64
     dropout_rate: float = 0.0
 
+    def __post_init__(self):
+        _check_recurrence(self, "hidden_size", "num_layers", "num_outputs", "embed_dim")
+        if self.vocab_size is not None:
+            _checks.check_int(self.vocab_size, "RNNSequenceModel.vocab_size")
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x, lengths=None, train: bool = False):
         if self.vocab_size is not None:
+            if _checks.is_concrete(x):  # traced ids were checked where they entered
+                x = jnp.asarray(_checks.check_token_ids(x, self.vocab_size, "x"))
             x = nn.Embed(self.vocab_size, self.embed_dim, name="embed")(x)
         x = RNN(
             self.cell, self.hidden_size, self.num_layers, dropout_rate=self.dropout_rate, name="rnn"

@@ -14,8 +14,35 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import _checks
 from jaxdl import cpu_kernels as kernels
 from jaxdl.models.layers import FeedForward
+
+POSITIONS = ("learned", "sinusoidal")
+POOLINGS = ("mean", "first", "none")
+
+
+def _check_sizes(model) -> None:
+    """The sizes a token model is built from, named, before any parameter is made."""
+    name = type(model).__name__
+    for field in ("vocab_size", "num_layers", "d_model", "num_heads", "mlp_dim", "max_len"):
+        _checks.check_int(getattr(model, field), f"{name}.{field}")
+    if model.d_model % model.num_heads:
+        raise ValueError(
+            f"{name}: d_model={model.d_model} is not divisible by num_heads={model.num_heads}"
+        )
+    _checks.check_rate(model.dropout_rate, f"{name}.dropout_rate")
+    if model.positions not in POSITIONS:
+        raise ValueError(f"{name}.positions: expected one of {POSITIONS}, got {model.positions!r}")
+
+
+def _check_tokens(tokens, vocab_size: int, name: str = "tokens"):
+    """Concrete token ids (outside ``jit``) are checked against the vocabulary; traced ones
+    were checked where they entered (``generate``, or the model's eager ``init``)."""
+    if _checks.is_concrete(tokens):
+        if np.ndim(tokens) != 2:
+            raise ValueError(f"{name}: expected token ids (B, T), got shape {np.shape(tokens)}")
+        _checks.check_token_ids(tokens, vocab_size, name)
 
 
 def sinusoidal_positions(max_len: int, d_model: int) -> np.ndarray:
@@ -45,6 +72,10 @@ class MultiHeadAttention(nn.Module):
     causal: bool = False
     decode: bool = False
     max_len: int = 512
+
+    def __post_init__(self):
+        _checks.check_int(self.num_heads, "MultiHeadAttention.num_heads")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
@@ -171,9 +202,19 @@ class TransformerClassifier(nn.Module):
     pad_id: int | None = None
     remat: bool = False
 
+    def __post_init__(self):
+        _check_sizes(self)
+        _checks.check_int(self.num_classes, "TransformerClassifier.num_classes")
+        if self.pooling not in POOLINGS:
+            raise ValueError(
+                f"TransformerClassifier.pooling: expected one of {POOLINGS}, got {self.pooling!r}"
+            )
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
-        tokens = tokens.astype(jnp.int32)
+        _check_tokens(tokens, self.vocab_size)
+        tokens = jnp.asarray(tokens).astype(jnp.int32)
         valid = (tokens != self.pad_id) if self.pad_id is not None else None
         mask = padding_mask(valid) if valid is not None else None
         x = _Embedding(self.vocab_size, self.d_model, self.max_len, self.positions, name="embed")(
@@ -219,9 +260,14 @@ class TransformerLM(nn.Module):
     remat: bool = False
     scan_layers: bool = False
 
+    def __post_init__(self):
+        _check_sizes(self)
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
-        tokens = tokens.astype(jnp.int32)
+        _check_tokens(tokens, self.vocab_size)
+        tokens = jnp.asarray(tokens).astype(jnp.int32)
         x = _Embedding(
             self.vocab_size, self.d_model, self.max_len, self.positions, self.decode, name="embed"
         )(tokens)
@@ -268,14 +314,34 @@ class TransformerLM(nn.Module):
 
         ``temperature=0`` picks the most likely token; otherwise tokens are sampled from
         ``softmax(logits / temperature)``, restricted to the ``top_k`` most likely if given.
+        ``prompt`` holds at least one token id in [0, vocab_size) per row; ``temperature``
+        is finite and >= 0, ``top_k`` None or an int in [1, vocab_size], and
+        ``P + max_new_tokens <= max_len``.
         """
-        prompt = jnp.asarray(prompt, jnp.int32)
-        if prompt.ndim != 2:
-            raise ValueError(f"prompt: expected token ids (B, P), got shape {prompt.shape}")
+        if not _checks.is_concrete(prompt):
+            raise TypeError("prompt: expected concrete token ids, got a traced value")
+        ids = _checks.check_token_ids(prompt, self.vocab_size, "prompt")
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise ValueError(
+                f"prompt: expected token ids (B, P) with B, P >= 1, got shape {ids.shape}"
+            )
+        max_new_tokens = _checks.check_int(max_new_tokens, "max_new_tokens", minimum=0)
+        temperature = _checks.check_number(temperature, "temperature", 0.0)
+        f32 = np.finfo(np.float32)
+        if temperature > 0 and not float(f32.tiny) <= temperature <= float(
+            f32.max
+        ):  # logits are float32
+            raise ValueError(
+                f"temperature: expected 0 (greedy) or a number in [{f32.tiny:.3g}, "
+                f"{f32.max:.3g}], got {temperature!r}"
+            )
+        if top_k is not None:
+            top_k = _checks.check_int(top_k, "top_k", 1, self.vocab_size)
+        prompt = jnp.asarray(ids)
         if prompt.shape[1] + max_new_tokens > self.max_len:
             raise ValueError(
-                f"prompt of {prompt.shape[1]} tokens + {max_new_tokens} new ones "
-                f"exceeds max_len={self.max_len}"
+                f"max_new_tokens: a prompt of {prompt.shape[1]} tokens + {max_new_tokens} new "
+                f"ones exceeds max_len={self.max_len}"
             )
         if max_new_tokens < 1:
             return prompt

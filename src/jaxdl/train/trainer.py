@@ -20,6 +20,7 @@ import numpy as np
 
 from jaxdl import _checks
 from jaxdl.data.adapters import ArrayAdapter, as_source, is_source
+from jaxdl.graphs import GraphsTuple, check_graph
 from jaxdl.optimizer import Optimizer
 from jaxdl.train import loop, parallel, steps, tasks
 from jaxdl.train import precision as precision_lib
@@ -188,6 +189,7 @@ class Trainer:
             if known and (not is_source(data) or getattr(self.task, "classification", False))
             else None,  # a source's targets may hold NaN for labels it masks out
             place=self.strategy.place_batch,
+            vocab_size=getattr(self.model, "vocab_size", None),  # token ids in range
             **options,
         )
 
@@ -379,6 +381,8 @@ class Trainer:
             if adapter.kind == "stream":
                 adapter.batch_size = self.strategy.inference_batch_size(batch_size)
         elif not isinstance(x, np.ndarray | jax.Array | list):  # a pytree such as a graph
+            if isinstance(x, GraphsTuple):
+                check_graph(x, "x")  # inside the compiled call it could not be checked
             return np.asarray(jax.device_get(self.compiled().predict(self.state, x)))
         else:
             x = _checks.as_features(x, "x", self.input_shape)
