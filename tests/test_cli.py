@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import pytest
 
+import jaxdl
 from jaxdl import cli
 
 
@@ -116,3 +117,29 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "jaxdl"
     done = subprocess.run([str(script), "list"], capture_output=True, text=True, check=True)
     assert "models:" in done.stdout
+
+
+def test_ctrl_c_ends_with_a_line_and_absurd_epochs_are_refused_at_once(tmp_path, capsys):
+    class Interrupt(jaxdl.Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            if epoch == 1:
+                raise KeyboardInterrupt  # as Ctrl-C would, inside the run
+
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "moons", "--model", "linear", "--epochs", "5", "--quiet"]
+    real_fit = jaxdl.Trainer.fit
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            jaxdl.Trainer,
+            "fit",
+            lambda self, *a, **k: real_fit(
+                self, *a, **{**k, "callbacks": [*k["callbacks"], Interrupt()]}
+            ),
+        )
+        assert cli.main([*args, "--out", str(out)]) == 130
+    error = capsys.readouterr().err
+    assert "interrupted after 2 epochs" in error and "Traceback" not in error
+    assert len((out / "history.csv").read_text().splitlines()) == 3  # header and 2 epochs
+    huge = ["train", "--dataset", "moons", "--model", "linear", "--quiet"]
+    assert cli.main([*huge, "--epochs", "99999999999999999999", "--out", str(tmp_path / "h")]) == 2
+    assert "more steps than a run can count" in capsys.readouterr().err

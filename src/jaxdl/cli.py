@@ -185,14 +185,20 @@ def train(args) -> dict:
     callbacks = [CSVLogger(os.path.join(out, "history.csv"))]
     if args.patience > 0:
         callbacks.append(EarlyStopping("val_loss", patience=args.patience))
-    history = trainer.fit(
-        splits.train,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_data=splits.validation,
-        callbacks=callbacks,
-        verbose=not args.quiet,
-    )
+    try:
+        history = trainer.fit(
+            splits.train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_data=splits.validation,
+            callbacks=callbacks,
+            verbose=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"interrupted after {trainer.epoch} epochs; {out} holds config.json and "
+            "history.csv of the finished epochs"
+        ) from None
     test = trainer.evaluate(splits.test)
     elapsed = time.perf_counter() - started
     result = {
@@ -253,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FloatingPointError, OSError) as error:  # the run failed (NaN loss, disk, ...)
         print(f"jaxdl: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: a line, not a traceback
+        print(f"jaxdl: {interrupt or 'interrupted'}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -174,3 +174,23 @@ def test_a_module_with_two_mode_arguments_is_refused():
 
     with pytest.raises(TypeError, match="takes train and deterministic"):
         jaxdl.Trainer(Both()).fit(toy(classes=2), verbose=False)
+
+
+def test_a_task_configuration_that_can_only_be_a_mistake_is_refused_when_made():
+    with pytest.raises(TypeError, match="loss 'mse' takes no 'from_logits'"):
+        jaxdl.tasks.Supervised("mse", loss_options={"from_logits": False})
+    x, y = toy(classes=2)
+    task = jaxdl.tasks.Supervised(class_weight=[0.0, 0.0])
+    with pytest.raises(ValueError, match="every weight is 0"):
+        jaxdl.Trainer(jaxdl.models.MLP((8, 2)), loss=task).fit((x, y), verbose=False)
+
+
+def test_a_graph_of_other_features_than_the_model_was_built_on_is_refused_by_name():
+    from jaxdl.data import graph_sets
+
+    data = graph_sets.cycles_or_trees(40, seed=0)  # one feature per node
+    trainer = jaxdl.Trainer(jaxdl.models.MessagePassingNet((8,), 2))
+    trainer.fit(data, epochs=1, batch_size=8, verbose=False)
+    wider = jaxdl.graphs.make_graph([0, 1], [1, 0], nodes=np.ones((2, 5), np.float32))
+    with pytest.raises(ValueError, match=r"x: nodes has feature axes \(5,\), .* built on \(1,\)"):
+        trainer.predict(wider)

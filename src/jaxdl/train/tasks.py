@@ -89,9 +89,10 @@ class Supervised(Task):
     default_metrics = ("accuracy",)
 
     def __init__(self, loss="cross_entropy", *, loss_options=None, class_weight=None, augment=None):
-        losses_lib.get(loss)
+        fn = losses_lib.get(loss)
         if loss_options is not None and not isinstance(loss_options, dict):
             raise TypeError(f"loss_options: expected a dict, got {loss_options!r}")
+        _check_options(fn, loss_options or {}, loss)
         if isinstance(class_weight, str) and class_weight != "balanced":
             raise ValueError(
                 f"class_weight: expected 'balanced' or one weight per class, got {class_weight!r}"
@@ -136,6 +137,8 @@ class Supervised(Task):
                 f"class_weight: expected {classes} finite weights >= 0 (one per class), got "
                 f"{self.class_weight!r}"
             )
+        if not np.any(weights > 0):
+            raise ValueError("class_weight: every weight is 0, so no example would count")
         self.class_weights = weights
 
     def check_targets(self, y, num_examples, trainer, name):
@@ -156,6 +159,26 @@ class Supervised(Task):
     def config(self) -> dict:
         loss = self.loss if isinstance(self.loss, str) else getattr(self.loss, "__name__", "")
         return {"task": self.name, "loss": loss, "loss_options": self.loss_options}
+
+
+def _check_options(fn, options: dict, loss) -> None:
+    """Keyword options the loss does not take are refused now, not at the first step."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    fixed = {"predictions", "targets", "weights", "reduction"}  # what the steps pass
+    unknown = sorted(set(options) - (set(parameters) - fixed))
+    if unknown:
+        takes = sorted(set(parameters) - fixed)
+        raise TypeError(
+            f"loss_options: the loss {loss!r} takes no {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(map(repr, takes)) or 'no options'}"
+        )
 
 
 class _Unlabelled(Task):

@@ -37,6 +37,15 @@ from jaxdl.train.state import TrainState, create_train_state
 from jaxdl.train.transfer import Pretrained
 
 
+def _feature_shapes(x) -> dict[str, tuple]:
+    """{field path: the shape of its axes after the first} of an input pytree."""
+    leaves = jax.tree_util.tree_flatten_with_path(x)[0]
+    return {
+        jax.tree_util.keystr(path, simple=True, separator="."): tuple(np.shape(leaf)[1:])
+        for path, leaf in leaves
+    }
+
+
 class Trainer:
     """Train, evaluate and predict with a Flax model in a few lines.
 
@@ -131,6 +140,7 @@ class Trainer:
             x_sample = _checks.as_features(x_sample, "x")[:1]
             self.input_shape = tuple(x_sample.shape[1:])
             self._input_kind = x_sample.dtype.kind
+        self._input_features = _feature_shapes(x_sample)
         tx = self.optimizer.build(
             total_steps, steps_per_epoch, per_network=self.task.per_network(self.model)
         )
@@ -210,6 +220,21 @@ class Trainer:
                 _checks.check_batch_size(adapter.batch_size, adapter.num_examples)
         if training and adapter.kind != "batches":
             self.strategy.check_batch_size(adapter.batch_size)
+        if adapter.kind != "arrays" and self.state is not None:
+            self._check_features(adapter.sample(), name)
+
+    def _check_features(self, x, name: str) -> None:
+        """The inputs of a batch source or a pytree (a graph) against the model's: each
+        field's feature axes (all but the first) as in the inputs it was built on."""
+        have, want = _feature_shapes(x), getattr(self, "_input_features", None)
+        if want is None or have == want:
+            return
+        for field in sorted(set(have) | set(want)):
+            if have.get(field) != want.get(field):
+                raise ValueError(
+                    f"{name}: {field or 'x'} has feature axes {have.get(field)}, the model was "
+                    f"built on {want.get(field)}"
+                )
 
     # ------------------------------------------------------------------ training
 
@@ -383,6 +408,7 @@ class Trainer:
         elif not isinstance(x, np.ndarray | jax.Array | list):  # a pytree such as a graph
             if isinstance(x, GraphsTuple):
                 check_graph(x, "x")  # inside the compiled call it could not be checked
+            self._check_features(x, "x")
             return np.asarray(jax.device_get(self.compiled().predict(self.state, x)))
         else:
             x = _checks.as_features(x, "x", self.input_shape)
