@@ -654,11 +654,14 @@ def test_pipeline_batches_are_checked_for_nan(poison):
         assert "example 4" in str(out)
 
 
-def test_zz_outcomes_were_counted(capsys):
-    """Print the tally (run with -s to see it; xdist spreads tests, so it is partial there)."""
-    with capsys.disabled():
+@pytest.fixture(scope="module", autouse=True)
+def tally():
+    """After the module: the count of draws per test and outcome, printed when asked
+    (``JAXDL_PRINT_TALLY=1 pytest -s -p no:xdist tests/test_bad_input.py``)."""
+    yield
+    if os.environ.get("JAXDL_PRINT_TALLY"):
         for (test, result), count in sorted(OUTCOMES.items()):
-            print(f"{test:32s} {result:8s} {count}")
+            print(f"{test:32s} {result:14s} {count}")
         print("total", sum(OUTCOMES.values()))
 
 
