@@ -194,3 +194,12 @@ def test_a_graph_of_other_features_than_the_model_was_built_on_is_refused_by_nam
     wider = jaxdl.graphs.make_graph([0, 1], [1, 0], nodes=np.ones((2, 5), np.float32))
     with pytest.raises(ValueError, match=r"x: nodes has feature axes \(5,\), .* built on \(1,\)"):
         trainer.predict(wider)
+
+
+def test_a_verbose_run_into_a_log_writes_epoch_lines_and_no_bar_frames(capsys):
+    x, y = toy()
+    jaxdl.Trainer(jaxdl.models.MLP((8, 3))).fit((x, y), epochs=2, batch_size=16, verbose=True)
+    out, err = capsys.readouterr()  # neither is a terminal here, as in a log file
+    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"]
+    assert "loss=" in lines[0] and "\r" not in err and "step/s" not in err

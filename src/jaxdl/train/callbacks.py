@@ -133,7 +133,8 @@ class History(Callback):
 
 class ProgressBar(Callback):
     """A tqdm bar over the run's steps, and a line of numbers after each epoch. Where
-    standard error is not a terminal, only the epoch lines are written (no bar frames)."""
+    standard error is neither a terminal nor a notebook, only the epoch lines are written
+    (no bar frames in a log file)."""
 
     def __init__(self):
         self.bar = None
@@ -147,7 +148,8 @@ class ProgressBar(Callback):
                 unit="step",
                 dynamic_ncols=True,
                 leave=True,
-                disable=not sys.stderr.isatty(),
+                # no bar frames in a log file; a notebook shows its own widget
+                disable=not (sys.stderr.isatty() or "ipykernel" in sys.modules),
             )
 
     def on_train_batch_end(self, trainer, batch, steps):
