@@ -33,6 +33,7 @@ class Task:
 
     name = "task"
     unlabelled = False  # whether the data is features alone
+    classification = False  # whether targets are class labels, checked even from a source
     default_metrics: tuple[str, ...] = ()
     terms: tuple[str, ...] = ("loss",)  # what the steps report besides ``metrics``
 

@@ -196,8 +196,8 @@ class Trainer:
             unlabelled=self.task.unlabelled,
             input_shape=self.input_shape if known else None,
             check_targets=(lambda y, n, where: self.task.check_targets(y, n, self, where))
-            if known and (not is_source(data) or getattr(self.task, "classification", False))
-            else None,  # a source's targets may hold NaN for labels it masks out
+            if known and (not is_source(data) or self.task.classification)
+            else None,  # other targets of a source may hold NaN where it masks them out
             place=self.strategy.place_batch,
             vocab_size=getattr(self.model, "vocab_size", None),  # token ids in range
             **options,
