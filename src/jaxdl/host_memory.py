@@ -4,9 +4,9 @@ XLA on CPU allocates a step's temporary buffers afresh on every call, often as b
 tens of megabytes, from its worker threads. glibc's ``malloc`` serves such a block with new
 pages from the kernel whenever it lies above the mmap threshold (32 MiB at most unless set)
 or comes from a thread's own arena (whose heaps hold at most 64 MiB), and unmaps it on
-``free``; every page then faults on first touch, on every step. The LSTM step of the
-benchmarks (64 steps, 256 units, batch 64) took about 19,600 page faults, some 77 MB, per
-call, and ran 1.3-1.5x faster without them.
+``free``; every page then faults on first touch, on every step, and the benchmarks' LSTM and
+LM steps run markedly faster without those faults (the figures are in README.md's
+performance notes).
 
 :func:`keep_freed_memory` sets the largest mmap and trim thresholds, and one arena for all
 threads, so freed blocks stay in the heap and are reused. It changes the whole process's

@@ -149,13 +149,18 @@ class Trainer:
             state = self.pretrained.apply(state)
         self.state = self.strategy.place_state(state.replace(frozen=self.optimizer.freeze))
         self.broken = None
-        out = jax.eval_shape(steps.predict_step, self.state, x_sample)
+        self._learn_outputs(self.state, x_sample)
+        return self.state
+
+    def _learn_outputs(self, state: TrainState, x_sample) -> None:
+        """The model's outputs for ``x_sample`` from their shapes alone (no compile): the
+        class count and output shape the targets are checked against."""
+        out = jax.eval_shape(steps.predict_step, state, x_sample)
         self.num_outputs, self.output_shape = None, None
         if isinstance(out, jax.ShapeDtypeStruct):
             self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
             self.output_shape = tuple(out.shape[1:])
         self.task.check(self)
-        return self.state
 
     def compiled(self) -> loop.Compiled:
         """The compiled functions, built once per Trainer so that no fit retraces them."""

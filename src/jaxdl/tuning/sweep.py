@@ -119,9 +119,7 @@ class Sweep(Trainer):
         except TypeError as error:
             raise TypeError(f"optimizer {self.optimizer.name!r}: {error}") from None
         self.state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *members)
-        out = jax.eval_shape(lambda s, x: s.apply_fn(s.variables(), x), members[0], x_sample)
-        self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
-        self.output_shape = tuple(out.shape[1:])
+        self._learn_outputs(members[0], x_sample)
         return self.state
 
     def _member(self, tx, x_sample, config) -> TrainState:
