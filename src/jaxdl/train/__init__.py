@@ -8,11 +8,11 @@ from jaxdl.train.callbacks import (
     EarlyStopping,
     History,
     NonFiniteCheck,
-    NonFiniteLossError,
     ProgressBar,
 )
-from jaxdl.train.checkpoint import Checkpointer, CheckpointMismatchError
+from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.checkpointing import Checkpoint
+from jaxdl.train.errors import CheckpointMismatchError, NonFiniteLossError
 from jaxdl.train.export import export_model, load_model
 from jaxdl.train.objectives import gan_optimizer, make_elbo_steps, make_gan_steps
 from jaxdl.train.state import TrainState, create_train_state, init_variables

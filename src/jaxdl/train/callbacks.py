@@ -31,10 +31,7 @@ import sys
 import jax
 
 from jaxdl import _checks
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss."""
+from jaxdl.train.errors import NonFiniteLossError
 
 
 class Callback:

@@ -31,12 +31,8 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from jaxdl.train.errors import CheckpointMismatchError
 from jaxdl.train.state import TrainState
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the run restoring it: other arrays, or another setting."""
-
 
 MARKER = "jaxdl-checkpoints.json"
 _FORMAT = "jaxdl-checkpoints-1"

@@ -24,7 +24,8 @@ import numpy as np
 
 from jaxdl import _checks
 from jaxdl.train.callbacks import Callback, raise_if_nonfinite
-from jaxdl.train.checkpoint import Checkpointer, CheckpointMismatchError
+from jaxdl.train.checkpoint import Checkpointer
+from jaxdl.train.errors import CheckpointMismatchError
 
 # the settings a resumed run must share with the saved one (the strategy may change)
 _SAME_RUN = ("model", "task", "loss", "loss_options", "optimizer", "metrics", "seed", "precision")
