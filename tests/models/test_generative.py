@@ -203,7 +203,7 @@ def test_gan_trains_through_the_trainer_and_samples():
     samples = gan.apply(trainer.state.variables(), jax.random.key(0), 7, method="sample")
     assert samples.shape == (7, 8, 8, 1) and 0 <= float(samples.min()) <= float(samples.max()) <= 1
     assert trainer.predict(images[:5]).shape == (5,)  # the discriminator's logits
-    with pytest.raises(ValueError, match="the 'gan' objective reports its own terms"):
+    with pytest.raises(ValueError, match="the 'gan' task reports its own terms"):
         jaxdl.Trainer(gan, loss="gan", metrics=("accuracy",))
 
 

@@ -149,7 +149,7 @@ def make_gan_steps(latent_dim: int) -> tuple[Callable, Callable]:
     def train_step(state: TrainState, batch):
         if set(state.params) != {"generator", "discriminator"}:
             raise ValueError(
-                "the 'gan' objective trains a model whose parameters are exactly "
+                "the 'gan' task trains a model whose parameters are exactly "
                 f"{{'generator', 'discriminator'}} (jaxdl.models.GAN), got {sorted(state.params)}"
             )
         key = jax.random.fold_in(state.rng, state.step)
