@@ -1,10 +1,11 @@
 """``Trainer``: the thin facade over the loop, the tasks, the strategies and the callbacks.
 
 It holds a run's configuration and its state; ``fit``, ``evaluate`` and ``predict`` each
-turn their data into one adapter (``jaxdl.data.adapters.as_source``), then hand it to the
-free functions of ``jaxdl.train.loop``. Every side effect is a callback
-(``jaxdl.train.callbacks``), every objective a task (``jaxdl.train.tasks``), every way of
-using the devices a strategy (``jaxdl.train.parallel``), and the optimizer one description
+turn their data into one adapter (``jaxdl.data.adapters.as_source``), checked against the
+model (``jaxdl.train.inputs``), then hand it to the free functions of ``jaxdl.train.loop``.
+Every side effect is a callback (``jaxdl.train.callbacks``), every objective a task
+(``jaxdl.train.tasks``), every way of using the devices a strategy
+(``jaxdl.train.parallel``), and the optimizer one description
 (``jaxdl.Optimizer``) shared with ``tuning.Sweep``.
 """
 
@@ -19,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl import _checks
-from jaxdl.data.adapters import ArrayAdapter, as_source, is_source
+from jaxdl.data.adapters import ArrayAdapter, is_source
 from jaxdl.graphs import GraphsTuple, check_graph
 from jaxdl.optimizer import Optimizer
-from jaxdl.train import loop, parallel, steps, tasks
+from jaxdl.train import inputs, loop, parallel, steps, tasks
 from jaxdl.train import precision as precision_lib
 from jaxdl.train.callbacks import (
     CallbackList,
@@ -35,15 +36,6 @@ from jaxdl.train.checkpointing import Checkpoint
 from jaxdl.train.export import describe_model, export_model
 from jaxdl.train.state import TrainState, create_train_state
 from jaxdl.train.transfer import Pretrained
-
-
-def _feature_shapes(x) -> dict[str, tuple]:
-    """{field path: the shape of its axes after the first} of an input pytree."""
-    leaves = jax.tree_util.tree_flatten_with_path(x)[0]
-    return {
-        jax.tree_util.keystr(path, simple=True, separator="."): tuple(np.shape(leaf)[1:])
-        for path, leaf in leaves
-    }
 
 
 class Trainer:
@@ -140,7 +132,7 @@ class Trainer:
             x_sample = _checks.as_features(x_sample, "x")[:1]
             self.input_shape = tuple(x_sample.shape[1:])
             self._input_kind = x_sample.dtype.kind
-        self._input_features = _feature_shapes(x_sample)
+        self._input_features = inputs.feature_shapes(x_sample)
         tx = self.optimizer.build(
             total_steps, steps_per_epoch, per_network=self.task.per_network(self.model)
         )
@@ -190,57 +182,6 @@ class Trainer:
         carry = (self.state, self.empty_metrics(), jnp.asarray(-1, jnp.int32))
         return fns.step, carry, steps.accumulate(fns.train_step)
 
-    def _source(self, data, batch_size: int, name: str, **options):
-        """``data`` as one adapter, checked against the model once it has a state."""
-        known = self.state is not None
-        return as_source(
-            data,
-            batch_size,
-            name=name,
-            seed=self.seed,
-            unlabelled=self.task.unlabelled,
-            input_shape=self.input_shape if known else None,
-            check_targets=(lambda y, n, where: self.task.check_targets(y, n, self, where))
-            if known and (not is_source(data) or self.task.classification)
-            else None,  # other targets of a source may hold NaN where it masks them out
-            place=self.strategy.place_batch,
-            vocab_size=getattr(self.model, "vocab_size", None),  # token ids in range
-            **options,
-        )
-
-    def _check_adapter(self, adapter, name: str, training: bool) -> None:
-        if adapter.kind == "batches" and self.strategy.num_devices > 1:
-            raise ValueError(
-                f"{name}: a batch source ({type(adapter.source).__name__}) builds its batches "
-                f"on the host and runs on one device; use Trainer(strategy='single'), not "
-                f"{self.strategy.name!r}"
-            )
-        if isinstance(adapter, ArrayAdapter) and self.input_shape is not None:
-            if adapter.x.dtype.kind != self._input_kind:
-                expected = "float32" if self._input_kind == "f" else "int32"
-                raise TypeError(
-                    f"{name}.x: expected {expected} features as in training, got {adapter.x.dtype}"
-                )
-            if training:
-                _checks.check_batch_size(adapter.batch_size, adapter.num_examples)
-        if training and adapter.kind != "batches":
-            self.strategy.check_batch_size(adapter.batch_size)
-        if adapter.kind != "arrays" and self.state is not None:
-            self._check_features(adapter.sample(), name)
-
-    def _check_features(self, x, name: str) -> None:
-        """The inputs of a batch source or a pytree (a graph) against the model's: each
-        field's feature axes (all but the first) as in the inputs it was built on."""
-        have, want = _feature_shapes(x), getattr(self, "_input_features", None)
-        if want is None or have == want:
-            return
-        for field in sorted(set(have) | set(want)):
-            if have.get(field) != want.get(field):
-                raise ValueError(
-                    f"{name}: {field or 'x'} has feature axes {have.get(field)}, the model was "
-                    f"built on {want.get(field)}"
-                )
-
     # ------------------------------------------------------------------ training
 
     def fit(
@@ -282,19 +223,21 @@ class Trainer:
         if not resume:
             self._require_finite()
         batch_size = _checks.check_inference_batch_size(batch_size)  # an int >= 1
-        adapter = self._source(data, batch_size, "data", shuffle=shuffle, train=True)
+        adapter = inputs.adapter_for(self, data, batch_size, "data", shuffle=shuffle, train=True)
         loop.check_epochs(epochs, resume, adapter.num_batches(0))
         if self.state is None:
             per_epoch = adapter.num_batches(0)
             self.init(adapter.sample(), total_steps=epochs * per_epoch, steps_per_epoch=per_epoch)
-            adapter = self._source(data, batch_size, "data", shuffle=shuffle, train=True)
-        self._check_adapter(adapter, "data", training=True)
+            adapter = inputs.adapter_for(
+                self, data, batch_size, "data", shuffle=shuffle, train=True
+            )
+        inputs.check_adapter(self, adapter, "data", training=True)
         validate = None
         if validation_data is not None:
-            val = self._source(
-                validation_data, self._inference_batch(batch_size), "validation_data"
+            val = inputs.adapter_for(
+                self, validation_data, self._inference_batch(batch_size), "validation_data"
             )
-            self._check_adapter(val, "validation_data", training=False)
+            inputs.check_adapter(self, val, "validation_data", training=False)
             validate = lambda state: self._evaluate_adapter(val, state)
         self.task.prepare(adapter.targets(), self.num_outputs)
         fns = self.compiled()
@@ -387,14 +330,14 @@ class Trainer:
         """
         self._require_state()
         batch_size = _checks.check_inference_batch_size(batch_size)
-        adapter = self._source(data, batch_size, "data")
+        adapter = inputs.adapter_for(self, data, batch_size, "data")
         if isinstance(adapter, ArrayAdapter):
             adapter.batch_size = self.strategy.inference_batch_size(
                 min(batch_size, adapter.num_examples)
             )
         elif adapter.kind == "stream":
             adapter.batch_size = self.strategy.inference_batch_size(batch_size)
-        self._check_adapter(adapter, "data", training=False)
+        inputs.check_adapter(self, adapter, "data", training=False)
         return self._evaluate_adapter(adapter, self.state)
 
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
@@ -407,19 +350,19 @@ class Trainer:
         self._require_state()
         batch_size = _checks.check_inference_batch_size(batch_size)
         if is_source(x):
-            adapter = self._source(x, batch_size, "x")
+            adapter = inputs.adapter_for(self, x, batch_size, "x")
             if adapter.kind == "stream":
                 adapter.batch_size = self.strategy.inference_batch_size(batch_size)
         elif not isinstance(x, np.ndarray | jax.Array | list):  # a pytree such as a graph
             if isinstance(x, GraphsTuple):
                 check_graph(x, "x")  # inside the compiled call it could not be checked
-            self._check_features(x, "x")
+            inputs.check_features(self, x, "x")
             return np.asarray(jax.device_get(self.compiled().predict(self.state, x)))
         else:
             x = _checks.as_features(x, "x", self.input_shape)
             size = self.strategy.inference_batch_size(min(batch_size, len(x)))
             adapter = ArrayAdapter(x, np.zeros(len(x), np.int32), size)
-        self._check_adapter(adapter, "x", training=False)
+        inputs.check_adapter(self, adapter, "x", training=False)
         return loop.predict(self.strategy, self.compiled(), self.state, adapter)
 
     def __repr__(self) -> str:
