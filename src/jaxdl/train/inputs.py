@@ -58,8 +58,11 @@ def check_adapter(trainer, adapter, name: str, training: bool) -> None:
             _checks.check_batch_size(adapter.batch_size, adapter.num_examples)
     if training and adapter.kind != "batches":
         trainer.strategy.check_batch_size(adapter.batch_size)
-    if adapter.kind != "arrays" and trainer.state is not None:
-        check_features(trainer, adapter.sample(), name)
+    # a stream's training batches are read once, in the epoch: only what it evaluates or
+    # predicts is looked at ahead (one example)
+    if trainer.state is not None and (adapter.kind == "batches" or not training):
+        if adapter.kind != "arrays":
+            check_features(trainer, adapter.sample(), name)
 
 
 def check_features(trainer, x, name: str) -> None:
