@@ -234,6 +234,8 @@ def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=((0, 0), (0,
         )
     x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
     kh, kw = kernel.shape[:2]
+    if not all(isinstance(d, int) for d in x.shape):  # a symbolic batch (jax.export): its
+        return _valid_conv(x, kernel)  # windows' size is unknown, so XLA's own convolution
     if x.size * kh * kw * x.dtype.itemsize <= _PATCH_BYTES:
         return _conv2d_patches(x, kernel)
     return _valid_conv(x, kernel)

@@ -14,6 +14,7 @@ from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.checkpointing import Checkpoint
 from jaxdl.train.errors import CheckpointMismatchError, NonFiniteLossError
 from jaxdl.train.export import export_model, load_model
+from jaxdl.train.stablehlo import export_stablehlo, load_exported
 from jaxdl.train.objectives import gan_optimizer, make_elbo_steps, make_gan_steps
 from jaxdl.train.state import TrainState, create_train_state, init_variables
 from jaxdl.train.steps import make_epoch_runner, make_eval_step, make_train_step, predict_step
@@ -42,8 +43,10 @@ __all__ = [
     "Trainer",
     "create_train_state",
     "export_model",
+    "export_stablehlo",
     "gan_optimizer",
     "init_variables",
+    "load_exported",
     "load_model",
     "make_epoch_runner",
     "make_elbo_steps",

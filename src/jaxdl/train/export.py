@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -40,7 +41,10 @@ def _describe(module: nn.Module) -> dict:
 
     name = type(module).__name__
     if getattr(models, name, None) is not type(module):
-        raise TypeError(f"cannot export {name}: only the classes of jaxdl.models can be exported")
+        raise TypeError(
+            f"cannot export {name} as JSON: only the classes of jaxdl.models can be described "
+            'so; export a custom module as a compiled program with format="stablehlo"'
+        )
     fields = {
         f.name: _encode(getattr(module, f.name), f"{name}.{f.name}")
         for f in dataclasses.fields(module)
@@ -77,25 +81,28 @@ def _build(description: dict) -> nn.Module:
     return cls(**fields)
 
 
+FORMATS = (_FORMAT, "jaxdl-stablehlo-1")  # what jaxdl writes into an export folder
+
+
 def _written_by_jaxdl(path: str) -> bool:
     try:
         with open(os.path.join(path, "model.json")) as f:
-            return json.load(f).get("format") == _FORMAT
+            return json.load(f).get("format") in FORMATS
     except (OSError, ValueError, AttributeError):
         return False
 
 
-def export_model(path: str | os.PathLike, model: nn.Module, variables: dict) -> str:
-    """Write ``model`` and its ``variables`` ({"params": ..., "batch_stats": ...}) to
-    ``path`` for inference; returns the folder.
+def write_export(path, description: dict, write: Callable[[str], None], prefix: str) -> str:
+    """Write an export folder: ``write(target)`` writes the payload (arrays, a program) at
+    ``path/<prefix>-<time>``, then ``model.json`` (``description``, and the payload's name
+    under ``prefix``) switches to it.
 
-    Exporting over an earlier export replaces it atomically: the new arrays are written
-    beside the old ones and ``model.json``, which names them, is replaced in one rename, so a
-    run killed at any moment leaves the old export or the new one, both loadable. A folder
-    that holds anything else is refused, and nothing in it is touched.
+    Writing over an earlier export replaces it atomically: the new payload is written beside
+    the old one and ``model.json``, which names it, is replaced in one rename, so a run killed
+    at any moment leaves the old export or the new one, both loadable. A folder that holds
+    anything else is refused, and nothing in it is touched.
     """
     path = os.path.abspath(os.fspath(path))
-    description = {"format": _FORMAT, "model": _describe(model)}  # refused before any write
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(f"export path {path} is a file")
     if os.path.isdir(path) and os.listdir(path) and not _written_by_jaxdl(path):
@@ -103,33 +110,26 @@ def export_model(path: str | os.PathLike, model: nn.Module, variables: dict) -> 
             f"{path} holds files that are not a jaxdl export; export into an empty or new folder"
         )
     os.makedirs(path, exist_ok=True)
-    old = _variables_folder(path) if _written_by_jaxdl(path) else None
-    arrays = {k: v for k, v in variables.items() if k in ("params", "batch_stats") and v}
-    folder = f"variables-{time.time_ns()}"
-    with ocp.StandardCheckpointer() as checkpointer:
-        checkpointer.save(os.path.join(path, folder), jax.device_get(arrays))
+    name = f"{prefix}-{time.time_ns()}"
+    write(os.path.join(path, name))
     temporary = os.path.join(path, f"model.json.{os.getpid()}.tmp")
     with open(temporary, "w") as f:
-        json.dump({**description, "variables": folder}, f, indent=2)
+        json.dump({**description, prefix: name}, f, indent=2)
         f.flush()
         os.fsync(f.fileno())
     os.replace(temporary, os.path.join(path, "model.json"))  # the switch to the new export
-    for name in os.listdir(path):  # the old arrays, and any a killed export left behind
-        if name != folder and (name == old or name.startswith("variables")):
-            shutil.rmtree(os.path.join(path, name), ignore_errors=True)
+    for old in os.listdir(path):  # the old payload, and any a killed export left behind
+        if old != name and old.startswith(("variables", "program")):
+            target = os.path.join(path, old)
+            if os.path.isdir(target):
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                os.remove(target)
     return path
 
 
-def _variables_folder(path: str) -> str:
-    """The arrays' folder that ``path/model.json`` names (older exports: "variables")."""
-    with open(os.path.join(path, "model.json")) as f:
-        return json.load(f).get("variables", "variables")
-
-
-def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
-    """``(model, variables)`` written by :func:`export_model`; use them as
-    ``model.apply(variables, x)``."""
-    path = os.path.abspath(os.fspath(path))
+def read_description(path: str, expected: str) -> dict:
+    """``path/model.json`` of an export of format ``expected``, checked."""
     try:
         with open(os.path.join(path, "model.json")) as f:
             saved = json.load(f)
@@ -139,18 +139,51 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
         ) from error
     except ValueError as error:
         raise ValueError(f"{path}/model.json is not valid JSON: {error}") from None
-    if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
-        got = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
-        raise ValueError(f"{path}/model.json: expected format {_FORMAT!r}, got {got!r}")
+    got = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+    if got != expected:
+        reader = {_FORMAT: "jaxdl.load_model", "jaxdl-stablehlo-1": "jaxdl.load_exported"}
+        hint = f"; it is read with {reader[got]}" if got in reader else ""
+        raise ValueError(f"{path}/model.json: expected format {expected!r}, got {got!r}{hint}")
+    key = "variables" if expected == _FORMAT else "program"
+    name = saved.get(key, key)  # the first exports had one folder, "variables"
+    if not isinstance(name, str) or os.path.basename(name) != name:
+        kind = "folder" if key == "variables" else "file"
+        raise ValueError(f"{path}/model.json: {key} must name a {kind} inside it")
+    saved[key] = name
+    return saved
+
+
+def export_model(path: str | os.PathLike, model: nn.Module, variables: dict) -> str:
+    """Write ``model`` and its ``variables`` ({"params": ..., "batch_stats": ...}) to
+    ``path`` for inference; returns the folder.
+
+    The folder holds ``model.json`` (the class of ``jaxdl.models`` and its fields) and the
+    arrays (Orbax). Exporting over an earlier export replaces it atomically (see
+    :func:`write_export`); a folder that holds anything else is refused. A model of a class
+    outside ``jaxdl.models`` cannot be described this way: export it as a compiled program
+    with :func:`jaxdl.export_stablehlo` (``Trainer.export(path, format="stablehlo")``).
+    """
+    description = {"format": _FORMAT, "model": _describe(model)}  # refused before any write
+    arrays = {k: v for k, v in variables.items() if k in ("params", "batch_stats") and v}
+
+    def write(target):
+        with ocp.StandardCheckpointer() as checkpointer:
+            checkpointer.save(target, jax.device_get(arrays))
+
+    return write_export(path, description, write, "variables")
+
+
+def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """``(model, variables)`` written by :func:`export_model`; use them as
+    ``model.apply(variables, x)``."""
+    path = os.path.abspath(os.fspath(path))
+    saved = read_description(path, _FORMAT)
     try:
         model = _build(saved["model"])
     except (KeyError, TypeError, AttributeError) as error:
         raise ValueError(
             f"{path}/model.json does not describe a model ({type(error).__name__}: {error})"
         ) from None
-    folder = saved.get("variables", "variables")
-    if not isinstance(folder, str) or os.path.basename(folder) != folder:
-        raise ValueError(f"{path}/model.json: variables must name a folder inside it")
     with ocp.StandardCheckpointer() as checkpointer:
-        variables = checkpointer.restore(os.path.join(path, folder))
+        variables = checkpointer.restore(os.path.join(path, saved["variables"]))
     return model, dict(variables)

@@ -34,6 +34,7 @@ from jaxdl.train.callbacks import (
 )
 from jaxdl.train.checkpointing import Checkpoint
 from jaxdl.train.export import describe_model, export_model
+from jaxdl.train.stablehlo import export_stablehlo
 from jaxdl.train.state import TrainState, create_train_state
 from jaxdl.train.transfer import Pretrained
 
@@ -297,11 +298,53 @@ class Trainer:
             "precision": self.precision,
         }
 
-    def export(self, path: str | os.PathLike) -> str:
-        """Write the model and its trained variables for inference (no optimizer state);
-        ``jaxdl.load_model(path)`` reads them back, in any process."""
+    def export(
+        self,
+        path: str | os.PathLike,
+        format: str = "jaxdl",
+        *,
+        example=None,
+        batch_polymorphic: bool = True,
+        platforms: tuple[str, ...] | None = None,
+    ) -> str:
+        """Write the model and its trained variables for inference (no optimizer state).
+
+        Args:
+          path: the export folder (new, empty, or an earlier jaxdl export it replaces).
+          format: "jaxdl" writes the model's class and fields as JSON and the variables with
+            Orbax; ``jaxdl.load_model(path)`` rebuilds it (classes of ``jaxdl.models``
+            only). "stablehlo" writes the compiled inference program (``jax.export``), for
+            any Flax module: ``jaxdl.load_exported(path).call(x)`` gives ``predict``'s
+            outputs with no model code, on batches of any size.
+          example: for "stablehlo", an input batch; needed for inputs other than one array
+            (a graph), whose sizes the program then keeps.
+          batch_polymorphic: for "stablehlo", compile for a batch of any size.
+          platforms: for "stablehlo", lower for these platforms (default: this process's).
+        """
         self._require_state()
-        return export_model(path, self.model, self.state.variables())
+        if format == "jaxdl":
+            return export_model(path, self.model, self.state.variables())
+        if format != "stablehlo":
+            raise ValueError(f"format: expected 'jaxdl' or 'stablehlo', got {format!r}")
+        if example is None:
+            if self.input_shape is None:
+                raise ValueError(
+                    "example: the model takes inputs other than one array (a graph); pass "
+                    "example=, a batch of the inputs the program will be called on"
+                )
+            dtype = np.float32 if self._input_kind == "f" else np.int32
+            example = jax.ShapeDtypeStruct((1, *self.input_shape), dtype)
+        else:
+            inputs.check_features(self, example, "example")
+        state = jax.device_get(self.state)  # one copy on the host: constants of the program
+        return export_stablehlo(
+            path,
+            lambda x: steps.predict_step(state, x),
+            example,
+            batch_polymorphic=batch_polymorphic,
+            platforms=platforms,
+            model=describe_model(self.model),
+        )
 
     # ------------------------------------------------------------------ inference
 
