@@ -76,7 +76,7 @@ def test_the_refusals_above_leave_an_export_loadable(tmp_path):
     assert saved["model"] == {
         "class": "MLP",
         "fields": {"features": [4, 3], "activation": "relu", "dropout_rate": 0.0,
-                   "batch_norm": False},
+                   "batch_norm": False, "norm": None, "residual": False},
     }  # fmt: skip
     loaded, variables = jaxdl.load_model(tmp_path)
     assert loaded == model and set(variables) == {"params"}

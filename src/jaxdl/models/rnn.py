@@ -13,6 +13,9 @@ gates of a cell share one matrix. The equations, for input projection ``a_t = x_
 Variable lengths: pass ``lengths`` (B,). Steps at or past a sequence's length leave its state
 unchanged and output zeros, so padding never changes a result; the backward direction of a
 bidirectional layer reverses each sequence within its own length.
+
+``RNNClassifier`` reads its sequence of outputs in one of ``READOUTS`` ("last", "mean", "max",
+"flatten", "attention"), each of which ignores the steps past a sequence's length.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from jaxdl import _checks
 from jaxdl import cpu_kernels as kernels
 
 GATES = {"simple": 1, "lstm": 4, "gru": 3}
+READOUTS = ("last", "mean", "max", "flatten", "attention")
 
 
 def _check_recurrence(model, *counts: str) -> None:
@@ -152,13 +156,32 @@ class RNNLayer(nn.Module):
         return outputs, last
 
 
+def _check_lengths(lengths, batch: int, owner: str) -> None:
+    """``lengths`` is None or (B,): its shape is static, so this holds under ``jit`` too."""
+    if lengths is not None and jnp.shape(lengths) != (batch,):
+        raise ValueError(
+            f"{owner}: lengths: expected shape ({batch},), one length per sequence, "
+            f"got shape {jnp.shape(lengths)}"
+        )
+
+
 class RNN(nn.Module):
     """Stacked, optionally bidirectional, recurrent layers.
 
-    Input (B, T, F); ``lengths`` (B,) optional. Returns the outputs of the top layer,
-    (B, T, H * directions), or with ``return_sequences=False`` its final states (B, H *
-    directions): the state after each sequence's last real step (forward) and after its first
-    step (backward).
+    Input (B, T, F), or (B, T) scalar sequences, read as (B, T, 1) (as ``RNNClassifier``
+    reads them); ``lengths`` (B,) optional. Returns the outputs of the top layer,
+    (B, T, H * directions), zero at the steps past each sequence's length, or with
+    ``return_sequences=False`` its final states (B, H * directions): the state after each
+    sequence's last real step (forward) and after its first step (backward).
+
+    Attributes:
+      cell: "simple", "lstm" or "gru" (default "lstm").
+      hidden_size: H, the state width of each direction (default 128).
+      num_layers: stacked layers (default 1).
+      bidirectional: a backward layer beside each forward one, outputs concatenated
+        (default False).
+      dropout_rate: dropout between stacked layers, active only when ``train=True`` (default 0).
+      return_sequences: the top layer's outputs (True, default) or its final states.
     """
 
     cell: str = "lstm"
@@ -174,6 +197,13 @@ class RNN(nn.Module):
 
     @nn.compact
     def __call__(self, x, lengths=None, train: bool = False):
+        if x.ndim == 2:
+            x = x[..., None]
+        if x.ndim != 3:
+            raise ValueError(
+                f"RNN: x: expected shape (B, T, F) or (B, T), got shape {tuple(x.shape)}"
+            )
+        _check_lengths(lengths, x.shape[0], "RNN")
         last = None
         for layer in range(self.num_layers):
             if layer > 0:
@@ -190,7 +220,8 @@ class RNN(nn.Module):
 
 
 def _as_sequences(x: jax.Array) -> jax.Array:
-    """(B, T, F) passes; (B, H, W, C) images are read row by row as (B, H, W * C)."""
+    """(B, T, F) passes; (B, T) scalar steps become (B, T, 1); (B, H, W, C) images are read
+    row by row as (B, H, W * C)."""
     if x.ndim == 4:
         return x.reshape(x.shape[0], x.shape[1], -1)
     if x.ndim == 2:
@@ -199,10 +230,38 @@ def _as_sequences(x: jax.Array) -> jax.Array:
 
 
 class RNNClassifier(nn.Module):
-    """A recurrent network whose final state feeds a dense output layer.
+    """A recurrent network whose outputs, read out as one vector, feed a dense output layer.
 
-    Input (B, T, F) sequences, (B, T) scalar sequences, or (B, H, W, C) images read row by row;
-    ``lengths`` (B,) optional. Output (B, num_classes) (``num_classes=1`` for regression).
+    Input (B, T, F) sequences, (B, T) scalar sequences, or (B, H, W, C) images read row by row
+    (T = H); ``lengths`` (B,) optional. Output (B, num_classes) (``num_classes=1`` for
+    regression).
+
+    ``readout`` says how the top layer's outputs ``h`` (B, T, D), D = hidden_size * directions,
+    become the (B, D') vector the output layer reads; only the steps before each sequence's
+    length count, so steps past it never change the result:
+
+    - "last" (default): the final states (``RNN(return_sequences=False)``): the forward state
+      after the last real step, the backward state after the first step.
+    - "mean": the mean of ``h`` over the real steps.
+    - "max": the element-wise maximum of ``h`` over the real steps.
+    - "flatten": ``h`` as (B, T * D), steps past the length set to zero (they add nothing to
+      the output layer). The output layer's width depends on T, so T is fixed by the input
+      given at ``init``; an input of another T is refused (pad or crop to that T).
+    - "attention": a learned score per step, ``s_t = h_t . q`` (``q`` (D,), the parameter
+      "attention/kernel" (D, 1)), softmax over the real steps, and the weighted sum
+      ``sum_t softmax(s)_t h_t``.
+
+    A sequence of length 0 reads as zeros in every readout (for "last", its initial state).
+
+    Attributes:
+      cell: "simple", "lstm" or "gru" (default "lstm").
+      hidden_size: H, the state width of each direction (default 256).
+      num_layers: stacked recurrent layers (default 1).
+      num_classes: outputs (default 10).
+      bidirectional: a backward layer beside each forward one (default False).
+      dropout_rate: dropout between stacked layers and before the output layer, active only
+        when ``train=True`` (default 0).
+      readout: one of ``READOUTS`` (default "last").
     """
 
     cell: str = "lstm"
@@ -211,24 +270,77 @@ class RNNClassifier(nn.Module):
     num_classes: int = 10
     bidirectional: bool = False
     dropout_rate: float = 0.0
+    readout: str = "last"
 
     def __post_init__(self):
         _check_recurrence(self, "hidden_size", "num_layers", "num_classes")
+        if self.readout not in READOUTS:
+            raise ValueError(
+                f"RNNClassifier.readout: expected one of {READOUTS}, got {self.readout!r}"
+            )
         super().__post_init__()
 
     @nn.compact
     def __call__(self, x, lengths=None, train: bool = False):
-        last = RNN(
+        x = _as_sequences(x)
+        if x.ndim != 3:
+            raise ValueError(
+                "RNNClassifier: x: expected shape (B, T, F), (B, T) or (B, H, W, C), "
+                f"got shape {tuple(x.shape)}"
+            )
+        rnn = RNN(
             self.cell,
             self.hidden_size,
             self.num_layers,
             self.bidirectional,
             self.dropout_rate,
-            return_sequences=False,
+            return_sequences=self.readout != "last",
             name="rnn",
-        )(_as_sequences(x), lengths, train)
-        last = nn.Dropout(self.dropout_rate, deterministic=not train)(last)
-        return nn.Dense(self.num_classes, name="output")(last)
+        )
+        if self.readout == "last":
+            features = rnn(x, lengths, train)
+        else:
+            features = self._read(rnn(x, lengths, train), lengths)
+        features = nn.Dropout(self.dropout_rate, deterministic=not train)(features)
+        return nn.Dense(self.num_classes, name="output")(features)
+
+    def _read(self, h: jax.Array, lengths: jax.Array | None) -> jax.Array:
+        """(B, T, D) outputs -> (B, D) (or (B, T * D) for "flatten"), real steps only."""
+        batch, steps, width = h.shape
+        if lengths is None:
+            valid = jnp.ones((batch, steps), bool)
+        else:
+            valid = jnp.arange(steps)[None, :] < jnp.asarray(lengths)[:, None]
+        # The recurrence already outputs zeros past each length; masking here too keeps every
+        # readout independent of what the layers put there.
+        h = jnp.where(valid[..., None], h, jnp.zeros((), h.dtype))
+        if self.readout == "mean":
+            count = jnp.maximum(valid.sum(axis=1, keepdims=True), 1).astype(h.dtype)
+            return h.sum(axis=1) / count
+        if self.readout == "max":
+            top = jnp.where(valid[..., None], h, -jnp.inf).max(axis=1)
+            return jnp.where(valid.any(axis=1, keepdims=True), top, jnp.zeros((), h.dtype))
+        if self.readout == "flatten":
+            params = self.variables.get("params", {})
+            if "output" in params:  # applying: the output layer was built for init's T
+                expected = params["output"]["kernel"].shape[0]
+                if expected != steps * width:
+                    raise ValueError(
+                        "RNNClassifier(readout='flatten'): x: the output layer was initialised "
+                        f"for {expected // width} time steps, got {steps}; pad or crop the "
+                        f"sequences to {expected // width} steps (lengths mark the real ones)"
+                    )
+            return h.reshape(batch, steps * width)
+        # "attention": padded steps get -inf scores, so exp gives them weight 0 (and gradient
+        # 0, where a masked finite score could overflow exp and poison the gradient with nan).
+        score = nn.Dense(1, use_bias=False, name="attention")(h)[..., 0]
+        score = jnp.where(valid, score, -jnp.inf)
+        top = jax.lax.stop_gradient(score.max(axis=1, keepdims=True))
+        top = jnp.where(jnp.isfinite(top), top, jnp.zeros((), top.dtype))
+        weight = jnp.exp(score - top)
+        total = weight.sum(axis=1, keepdims=True)
+        weight = weight / jnp.where(total > 0, total, jnp.ones((), total.dtype))
+        return jnp.einsum("bt,btd->bd", weight.astype(h.dtype), h)
 
 
 class RNNSequenceModel(nn.Module):
