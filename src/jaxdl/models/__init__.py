@@ -17,7 +17,9 @@ from jaxdl.models.gnn import (
     Readout,
 )
 from jaxdl.models.mlp import MLP
+from jaxdl.models import pretrained
 from jaxdl.models.perceptron import PerceptronParams, perceptron_fit, perceptron_predict
+from jaxdl.models.pretrained import bert_config, from_hf_bert, from_torchvision_resnet
 from jaxdl.models.rnn import RNN, RNNClassifier, RNNLayer, RNNSequenceModel
 from jaxdl.models.transformer import (
     MultiHeadAttention,
@@ -63,8 +65,12 @@ __all__ = [
     "TransformerClassifier",
     "TransformerLM",
     "PerceptronParams",
+    "bert_config",
     "cpu_kernels",
+    "from_hf_bert",
+    "from_torchvision_resnet",
     "get",
     "perceptron_fit",
     "perceptron_predict",
+    "pretrained",
 ]

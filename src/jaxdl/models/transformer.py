@@ -1,8 +1,11 @@
 """Transformers: an encoder classifier and a decoder-only language model with a K/V cache.
 
 Attention is ``softmax(Q K^T / sqrt(d_head) + mask) V`` (``cpu_kernels.attention``: on GPUs
-``jax.nn.dot_product_attention`` and its fused kernels). Blocks are pre-layer-norm:
-``x + Attention(LN(x))`` then ``x + MLP(LN(x))``, with dropout on each branch's output.
+``jax.nn.dot_product_attention`` and its fused kernels). Blocks are pre-layer-norm by default:
+``x + Attention(LN(x))`` then ``x + MLP(LN(x))``, with dropout on each branch's output; the
+encoder classifier also takes BERT's post-layer-norm blocks, ``LN(x + Attention(x))`` then
+``LN(x + MLP(x))``, with token-type embeddings, a normalised embedding and BERT's tanh pooler
+(``jaxdl.models.pretrained.from_hf_bert`` reads Hugging Face BERT weights into it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from jaxdl.models.layers import FeedForward
 
 POSITIONS = ("learned", "sinusoidal")
 POOLINGS = ("mean", "first", "none")
+NORMS = ("pre", "post")
 
 
 def _check_sizes(model) -> None:
@@ -103,8 +107,30 @@ class MultiHeadAttention(nn.Module):
         return kernels.DenseGeneral(d_model, axis=(-2, -1), name="out")(out)
 
 
+def _check_norm(norm, epsilon, name: str) -> None:
+    """The block layout and the layer-norm epsilon, named, before any parameter is made."""
+    if not isinstance(norm, str) or norm not in NORMS:
+        raise ValueError(f"{name}.norm: expected one of {NORMS}, got {norm!r}")
+    _checks.check_number(epsilon, f"{name}.epsilon", 0.0, open_min=True)
+
+
 class TransformerBlock(nn.Module):
-    """Pre-LN block: ``x + Drop(Attn(LN(x)))``, then ``x + Drop(MLP(LN(x)))``. (B, T, D)."""
+    """A transformer block over (B, T, D) -> (B, T, D).
+
+    ``norm="pre"`` (default): ``x + Drop(Attn(LN(x)))``, then ``x + Drop(MLP(LN(x)))``.
+    ``norm="post"`` (BERT, the original transformer): ``LN(x + Drop(Attn(x)))``, then
+    ``LN(x + Drop(MLP(x)))``. Either way the layer norms are ``norm_0`` and ``norm_1``.
+
+    Attributes:
+      num_heads: attention heads; D must be divisible by it.
+      mlp_dim: hidden width of the feed-forward network (exact GELU).
+      dropout_rate: dropout on each branch's output (and inside the MLP), in training only.
+      causal: each position attends to itself and the ones before it only.
+      decode: keys and values are cached for step-by-step decoding (``MultiHeadAttention``).
+      max_len: positions of the decoding cache.
+      norm: "pre" (default) or "post", where the layer norms sit.
+      epsilon: added to the variance in every layer norm; 1e-6 (default, Flax's), BERT 1e-12.
+    """
 
     num_heads: int
     mlp_dim: int
@@ -112,17 +138,29 @@ class TransformerBlock(nn.Module):
     causal: bool = False
     decode: bool = False
     max_len: int = 512
+    norm: str = "pre"
+    epsilon: float = 1e-6
+
+    def __post_init__(self):
+        _check_norm(self.norm, self.epsilon, "TransformerBlock")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x, mask=None, train: bool = False):
-        y = MultiHeadAttention(
+        attention = MultiHeadAttention(
             self.num_heads, self.causal, self.decode, self.max_len, name="attention"
-        )(nn.LayerNorm(name="norm_0")(x), mask)
-        x = x + nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-        y = FeedForward(self.mlp_dim, x.shape[-1], self.dropout_rate, name="mlp")(
-            nn.LayerNorm(name="norm_1")(x), train
         )
-        return x + nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+        mlp = FeedForward(self.mlp_dim, x.shape[-1], self.dropout_rate, name="mlp")
+        norm_0 = nn.LayerNorm(epsilon=self.epsilon, name="norm_0")
+        norm_1 = nn.LayerNorm(epsilon=self.epsilon, name="norm_1")
+        # one dropout module per branch (Dropout_0, Dropout_1): each has its own random stream
+        drop_0 = nn.Dropout(self.dropout_rate, deterministic=not train)
+        drop_1 = nn.Dropout(self.dropout_rate, deterministic=not train)
+        if self.norm == "post":
+            x = norm_0(x + drop_0(attention(x, mask)))
+            return norm_1(x + drop_1(mlp(x, train)))
+        x = x + drop_0(attention(norm_0(x), mask))
+        return x + drop_1(mlp(norm_1(x), train))
 
 
 class _ScannedBlock(nn.Module):
@@ -150,15 +188,21 @@ def _block(remat: bool):
 
 
 class _Embedding(nn.Module):
+    """Token + position (+ token-type) embeddings, optionally layer-normalised: (B, T) ids
+    (and (B, T) type ids, zeros when None) -> (B, T, d_model)."""
+
     vocab_size: int
     d_model: int
     max_len: int
     positions: str = "learned"
     decode: bool = False
     remat: bool = False
+    type_vocab_size: int = 0
+    norm: bool = False
+    epsilon: float = 1e-6
 
     @nn.compact
-    def __call__(self, tokens):
+    def __call__(self, tokens, token_types=None):
         steps = tokens.shape[1]
         if steps > self.max_len:
             raise ValueError(f"sequence of {steps} tokens is longer than max_len={self.max_len}")
@@ -176,7 +220,13 @@ class _Embedding(nn.Module):
             table = jnp.asarray(sinusoidal_positions(self.max_len, self.d_model))
         else:
             raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {self.positions!r}")
-        return x + jax.lax.dynamic_slice_in_dim(table, start, steps)[None]
+        x = x + jax.lax.dynamic_slice_in_dim(table, start, steps)[None]
+        if self.type_vocab_size:
+            types = jnp.zeros_like(tokens) if token_types is None else token_types
+            x = x + nn.Embed(self.type_vocab_size, self.d_model, name="token_types")(types)
+        if self.norm:
+            x = nn.LayerNorm(epsilon=self.epsilon, name="norm")(x)
+        return x
 
 
 class TransformerClassifier(nn.Module):
@@ -187,6 +237,33 @@ class TransformerClassifier(nn.Module):
       pad_id: token id of padding; such tokens are masked out of attention and pooling.
       remat: recompute each block's activations in the backward pass (``jax.checkpoint``)
         instead of keeping them: less memory for more compute, the same numbers.
+      norm: "pre" (default): pre-layer-norm blocks and a final layer norm ``norm`` before
+        the pooling; "post": BERT's post-layer-norm blocks and no final norm
+        (``TransformerBlock``).
+      epsilon: of every layer norm; 1e-6 (default, Flax's), BERT 1e-12.
+      type_vocab_size: 0 (default) for none, or the number of token types (BERT's segments,
+        2): an embedding table ``embed/token_types`` added to the token and position ones,
+        indexed by the ``token_types`` argument, or by zeros when it is not given.
+      embed_norm: layer-normalise the summed embeddings (``embed/norm``), as BERT does.
+        Default False.
+      pooler: apply BERT's pooler, ``tanh(Dense(d_model))`` (``pooler``), to the pooled
+        features before the output layer; needs ``pooling`` "mean" or "first" (BERT's).
+        Default False.
+
+    With ``norm="post"``, ``epsilon=1e-12``, ``type_vocab_size=2``, ``embed_norm=True``,
+    ``pooling="first"``, ``pooler=True`` and ``pad_id=0`` it is Hugging Face's
+    ``BertForSequenceClassification`` (whose usual ``attention_mask`` is ``ids != 0``);
+    ``jaxdl.models.pretrained.bert_config`` gives these fields from a ``BertConfig`` and
+    ``from_hf_bert`` its weights.
+
+    Example:
+      >>> model = jaxdl.models.TransformerClassifier(
+      ...     vocab_size=11, num_layers=1, d_model=16, num_heads=2, mlp_dim=32, max_len=8,
+      ...     num_classes=3,
+      ... )
+      >>> tokens = np.zeros((2, 8), np.int32)
+      >>> model.apply(model.init(jax.random.key(0), tokens), tokens).shape
+      (2, 3)
     """
 
     vocab_size: int
@@ -201,6 +278,11 @@ class TransformerClassifier(nn.Module):
     pooling: str = "mean"
     pad_id: int | None = None
     remat: bool = False
+    norm: str = "pre"
+    epsilon: float = 1e-6
+    type_vocab_size: int = 0
+    embed_norm: bool = False
+    pooler: bool = False
 
     def __post_init__(self):
         _check_sizes(self)
@@ -209,23 +291,58 @@ class TransformerClassifier(nn.Module):
             raise ValueError(
                 f"TransformerClassifier.pooling: expected one of {POOLINGS}, got {self.pooling!r}"
             )
+        _check_norm(self.norm, self.epsilon, "TransformerClassifier")
+        _checks.check_int(self.type_vocab_size, "TransformerClassifier.type_vocab_size", 0)
+        for field in ("embed_norm", "pooler"):
+            if not isinstance(getattr(self, field), bool):
+                raise TypeError(
+                    f"TransformerClassifier.{field}: expected a bool, got "
+                    f"{type(getattr(self, field)).__name__}: {getattr(self, field)!r}"
+                )
+        if self.pooler and self.pooling == "none":
+            raise ValueError(
+                "TransformerClassifier.pooler: the pooler acts on pooled features; expected "
+                "pooling 'first' (BERT's) or 'mean', got pooling='none'"
+            )
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, tokens: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(
+        self, tokens: jax.Array, train: bool = False, token_types: jax.Array | None = None
+    ) -> jax.Array:
+        """Token ids (B, T) in [0, vocab_size) -> logits (B, num_classes), or (B, T,
+        num_classes) with ``pooling="none"``. ``token_types``: (B, T) ids in
+        [0, type_vocab_size) (BERT's ``token_type_ids``), only with ``type_vocab_size`` > 0;
+        None (default) reads type 0 everywhere."""
         _check_tokens(tokens, self.vocab_size)
+        if token_types is not None:
+            self._check_token_types(tokens, token_types)
+            token_types = jnp.asarray(token_types).astype(jnp.int32)
         tokens = jnp.asarray(tokens).astype(jnp.int32)
         valid = (tokens != self.pad_id) if self.pad_id is not None else None
         mask = padding_mask(valid) if valid is not None else None
-        x = _Embedding(self.vocab_size, self.d_model, self.max_len, self.positions, name="embed")(
-            tokens
-        )
+        x = _Embedding(
+            self.vocab_size,
+            self.d_model,
+            self.max_len,
+            self.positions,
+            type_vocab_size=self.type_vocab_size,
+            norm=self.embed_norm,
+            epsilon=self.epsilon,
+            name="embed",
+        )(tokens, token_types)
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
         for i in range(self.num_layers):
             x = _block(self.remat)(
-                self.num_heads, self.mlp_dim, self.dropout_rate, name=f"block{i}"
+                self.num_heads,
+                self.mlp_dim,
+                self.dropout_rate,
+                norm=self.norm,
+                epsilon=self.epsilon,
+                name=f"block{i}",
             )(x, mask, train)
-        x = nn.LayerNorm(name="norm")(x)
+        if self.norm == "pre":  # post-norm blocks end normalised already
+            x = nn.LayerNorm(epsilon=self.epsilon, name="norm")(x)
         if self.pooling == "mean":
             w = jnp.ones(tokens.shape, x.dtype) if valid is None else valid.astype(x.dtype)
             x = (x * w[..., None]).sum(1) / jnp.maximum(w.sum(1, keepdims=True), 1.0)
@@ -233,7 +350,24 @@ class TransformerClassifier(nn.Module):
             x = x[:, 0]
         elif self.pooling != "none":
             raise ValueError(f"pooling must be 'mean', 'first' or 'none', got {self.pooling!r}")
+        if self.pooler:
+            x = jnp.tanh(kernels.Dense(self.d_model, name="pooler")(x))
         return kernels.Dense(self.num_classes, name="output")(x)
+
+    @nn.nowrap
+    def _check_token_types(self, tokens, token_types) -> None:
+        if not self.type_vocab_size:
+            raise ValueError(
+                "token_types: given, but the model has no token-type embedding "
+                "(TransformerClassifier.type_vocab_size=0)"
+            )
+        if np.shape(token_types) != np.shape(tokens):
+            raise ValueError(
+                f"token_types: expected the shape of tokens {np.shape(tokens)}, "
+                f"got {np.shape(token_types)}"
+            )
+        if _checks.is_concrete(token_types):
+            _checks.check_token_ids(token_types, self.type_vocab_size, "token_types")
 
 
 class TransformerLM(nn.Module):
@@ -246,6 +380,17 @@ class TransformerLM(nn.Module):
     axis (``blocks/...``, (num_layers, ...)): one block to compile, and with ``remat`` only
     each block's input is kept, which is where rematerialisation saves memory on every
     backend (XLA's CPU scheduler does not reorder the recomputation of unrolled blocks).
+
+    Example:
+      >>> lm = jaxdl.models.TransformerLM(
+      ...     vocab_size=11, num_layers=1, d_model=16, num_heads=2, mlp_dim=32, max_len=8
+      ... )
+      >>> tokens = np.zeros((2, 8), np.int32)
+      >>> variables = lm.init(jax.random.key(0), tokens)
+      >>> lm.apply(variables, tokens).shape
+      (2, 8, 11)
+      >>> lm.generate(variables["params"], [[1, 2]], 3, temperature=0.0).shape  # 2 + 3
+      (1, 5)
     """
 
     vocab_size: int = 1000
