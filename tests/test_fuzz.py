@@ -246,7 +246,7 @@ cli_values = {
 def test_cli_works_or_refuses_with_a_message(tmp_path_factory, flags, data, capsys):
     """Status 0 (trained), 2 (a bad argument) or 1 (the run failed, e.g. a NaN loss from a
     huge learning rate), always with one line of explanation and no traceback."""
-    argv = ["train", "--quiet", "--out", str(tmp_path_factory.mktemp("cli"))]
+    argv = ["train", "--quiet", "--limit", "64", "--out", str(tmp_path_factory.mktemp("cli"))]
     for flag in flags:
         argv += [flag, data.draw(cli_values[flag])]
     argv += ["--epochs", "1"] if "--epochs" not in flags else []

@@ -1,7 +1,8 @@
-"""``python -m jaxdl`` runs the ``jaxdl`` command."""
+"""``python -m jaxdl`` runs the ``jaxdl`` command (``jaxdl.cli.main``)."""
 
 import sys
 
 from jaxdl.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

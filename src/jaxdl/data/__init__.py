@@ -1,8 +1,9 @@
-"""Data: embedded and TFDS data sets, the streaming pipeline, splits, scaling, augmentation,
-class balance, batching, text to ids."""
+"""Data: embedded and TFDS data sets, your own files (CSV tables, image folders), the
+streaming pipeline, splits, scaling, augmentation, class balance, batching, text to ids."""
 
 from jaxdl.data import augment
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, Splits, epoch_indices
+from jaxdl.data.files import from_csv, from_image_folder
 from jaxdl.data.pipeline import Pipeline, global_batch, prefetch_to_device
 from jaxdl.data.sampling import (
     class_weights,
@@ -27,6 +28,8 @@ __all__ = [
     "Splits",
     "Standardizer",
     "epoch_indices",
+    "from_csv",
+    "from_image_folder",
     "load",
     "names",
     "one_hot",
