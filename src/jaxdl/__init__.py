@@ -16,6 +16,7 @@ from jaxdl import (
     train,
     tuning,
 )
+from jaxdl.compile_cache import use_compilation_cache
 from jaxdl.host_memory import keep_freed_memory
 from jaxdl.model_summary import summary
 from jaxdl.optimizer import Optimizer
@@ -24,8 +25,11 @@ from jaxdl.train import (
     Checkpoint,
     CSVLogger,
     EarlyStopping,
+    ModelCheckpoint,
     NonFiniteLossError,
     Pretrained,
+    ReduceLROnPlateau,
+    TensorBoard,
     Trainer,
     TrainState,
     create_train_state,
@@ -45,13 +49,17 @@ __version__ = "0.1.0"
 __all__ = [
     "CSVLogger",
     "keep_freed_memory",
+    "use_compilation_cache",
     "Callback",
     "Checkpoint",
     "Optimizer",
     "Pretrained",
     "tasks",
     "EarlyStopping",
+    "ModelCheckpoint",
     "NonFiniteLossError",
+    "ReduceLROnPlateau",
+    "TensorBoard",
     "TrainState",
     "Trainer",
     "activations",

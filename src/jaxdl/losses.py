@@ -14,6 +14,15 @@ two stages:
 
 ``weights`` has shape ``(batch,)``: per-example weights, or a 0/1 mask of padded examples.
 Classification losses take logits by default; pass ``from_logits=False`` for probabilities.
+
+A custom loss (``Trainer(loss=fn)``, ``jaxdl.tasks.Supervised(fn)``) is a callable
+``fn(predictions, targets, **loss_options) -> values`` of the model's outputs (batch, ...) and
+the batch's targets (batch, ...) that returns stage 1 only: one value per example, shape
+``(batch,)``, written in ``jax.numpy``. The training and evaluation steps take its weighted
+mean over the batch's real rows (padding and ``sample_weight`` enter there), so it never
+sees a mask; anything but ``(batch,)`` is refused when the step is traced. A model of several
+outputs takes one loss per output: ``Supervised({"digit": "cross_entropy", "size": mse_fn},
+loss_weights={"size": 0.5})``.
 """
 
 from __future__ import annotations

@@ -14,12 +14,43 @@ Two layers:
 
 Macro averages run over the classes that occur in ``y_true`` or ``y_pred``, as scikit-learn
 does; a ratio whose denominator is zero counts as 0 (scikit-learn's ``zero_division=0``).
+
+Custom metrics stand beside the names of ``METRICS`` wherever a run takes metrics
+(``Trainer(metrics=["accuracy", batch_mae, MyMetric])``); :func:`as_metric` turns each into
+a :class:`Metric`, and the steps merge their states across batches and devices as they do
+the built-ins'. Two forms:
+
+- A function ``fn(outputs, targets, mask) -> (total, count)``: ``outputs`` the model's
+  (B, ...) outputs of one batch, ``targets`` its (B, ...) targets, ``mask`` (B,) bool, True
+  for the batch's real rows and False for the padding of its last batch. It returns two
+  scalars summed over the real rows only, e.g. ``(jnp.sum(jnp.where(mask, err, 0)),
+  jnp.sum(mask))``; the reported value is the sum of ``total`` over the whole data set
+  divided by the sum of ``count``. Its name in the history is ``fn.__name__`` (a lambda has
+  none: give it a ``def``). It runs inside the compiled step, so it is written in
+  ``jax.numpy``.
+- A state class, the protocol the built-in states follow: a pytree (a
+  ``flax.struct.dataclass``) whose array leaves are sums, with
+
+  - ``name``: a class attribute, its name in the history (default: the class name in
+    snake case, ``MeanAbsoluteError`` -> "mean_absolute_error");
+  - ``empty(num_classes=None)``, a classmethod: the state of no examples, with exactly the
+    structure, shapes and dtypes ``from_batch`` returns;
+  - ``from_batch(predictions, targets, mask, num_classes=None)``, a classmethod run inside
+    the compiled step: ``mask`` (B,) float32, 1 for real rows and 0 for padding;
+  - ``merge(other)``: the leaf-wise sum of two states (the ``pmap`` strategy sums states
+    across devices, so a merge other than addition would not hold there);
+  - ``compute()``: on the host, from the merged state: a float.
+
+  ``num_classes`` (the model's output count, at least 2) is passed where the method takes
+  it.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -260,9 +291,11 @@ class Mean:
         return cls(total=jnp.zeros((), jnp.float32), count=jnp.zeros((), jnp.float32))
 
     def merge(self, other: Mean) -> Mean:
+        """The state of both sets of examples: totals and counts added."""
         return jax.tree.map(jnp.add, self, other)
 
     def compute(self) -> float:
+        """``total / count`` as a Python float; NaN for the state of no examples."""
         count = float(self.count)
         return float(self.total) / count if count > 0 else float("nan")
 
@@ -312,23 +345,39 @@ class ConfusionMatrix:
         return cls(jnp.zeros((c, c), jnp.float32), statistic, average)
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
+        """The state of both sets of examples: the (C, C) counts added."""
         return self.replace(matrix=self.matrix + other.matrix)
 
     def compute(self) -> float:
+        """``statistic`` ("precision", "recall" or "f1") under ``average``, as a float."""
         return scores_from_confusion(np.asarray(self.matrix), self.statistic, self.average)
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric by name: ``from_batch(predictions, targets, mask, num_classes) -> state`` in
+    """A metric of a run: ``from_batch(predictions, targets, mask, num_classes) -> state`` in
     a compiled step, and ``empty(num_classes) -> state`` of no examples, with the structure,
-    shapes and dtypes ``from_batch`` returns (so no trace is spent to learn them)."""
+    shapes and dtypes ``from_batch`` returns (so no trace is spent to learn them).
+
+    Attributes:
+      from_batch: ``(predictions (B, ...), targets (B, ...), mask (B,) float32 or None,
+        num_classes) -> state``, a mergeable state (``Mean``, ``Accuracy``, ...).
+      empty: ``(num_classes) -> state`` of no examples.
+      name: the key of its state and its name in the history (``str(metric)`` too).
+    """
 
     from_batch: Callable
     empty: Callable[[int | None], object]
+    name: str = ""
 
     def __call__(self, predictions, targets, mask=None, num_classes=None):
         return self.from_batch(predictions, targets, mask, num_classes)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"Metric({self.name!r})"
 
 
 def _error_metric(kind: str) -> Metric:
@@ -352,24 +401,149 @@ def _confusion_metric(statistic: str) -> Metric:
 
 
 METRICS: dict[str, Metric] = {
-    "accuracy": Metric(Accuracy.from_batch, Accuracy.empty),
-    "precision": _confusion_metric("precision"),
-    "recall": _confusion_metric("recall"),
-    "f1": _confusion_metric("f1"),
-    "mae": _error_metric("mae"),
-    "mse": _error_metric("mse"),
+    name: replace(metric, name=name)
+    for name, metric in {
+        "accuracy": Metric(Accuracy.from_batch, Accuracy.empty),
+        "precision": _confusion_metric("precision"),
+        "recall": _confusion_metric("recall"),
+        "f1": _confusion_metric("f1"),
+        "mae": _error_metric("mae"),
+        "mse": _error_metric("mse"),
+    }.items()
 }
 
 
-def get(name: str) -> Metric:
-    """The metric called ``name`` (see ``METRICS``)."""
-    return lookup("metric", name, METRICS)
+def get(name) -> Metric:
+    """The metric called ``name`` (see ``METRICS``); a custom metric (a function or a state
+    class, see the module's docstring) or a ``Metric`` goes through :func:`as_metric`."""
+    if isinstance(name, str):
+        return lookup("metric", name, METRICS)
+    return as_metric(name)
+
+
+def as_metric(spec) -> Metric:
+    """A :class:`Metric` from what a run's ``metrics=`` holds: a name of ``METRICS``, a
+    ``Metric``, a function ``fn(outputs, targets, mask) -> (total, count)`` or a state class
+    (the module's docstring gives both protocols). A wrong kind is a TypeError naming it."""
+    if isinstance(spec, str):
+        return lookup("metric", spec, METRICS)
+    if isinstance(spec, Metric):
+        if not spec.name:
+            raise ValueError(f"metrics: a Metric needs a name, got {spec!r}")
+        return spec
+    if isinstance(spec, type):
+        return _class_metric(spec)
+    if callable(spec) and not hasattr(spec, "from_batch"):
+        return _function_metric(spec)
+    raise TypeError(
+        "metrics: expected a name of jaxdl.metrics.METRICS, a function (outputs, targets, "
+        "mask) -> (total, count) or a metric state class (empty, from_batch, merge, "
+        f"compute), got {type(spec).__name__}: {spec!r}"
+        + ("; pass the class itself, not an instance" if hasattr(spec, "from_batch") else "")
+    )
+
+
+def _takes(fn, argument: str) -> bool:
+    """Whether ``fn`` takes ``argument`` (by that name or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return argument in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def _function_metric(fn: Callable) -> Metric:
+    """``fn(outputs, targets, mask) -> (total, count)`` as a metric whose state is a ``Mean``."""
+    name = getattr(fn, "__name__", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(
+            f"metrics: the function {fn!r} has no name for the history (a lambda or a "
+            "partial); define it with def, or set its __name__"
+        )
+
+    def from_batch(predictions, targets, mask=None, num_classes=None) -> Mean:
+        real = _mask(mask, jax.tree.leaves(predictions)[0].shape[0]) > 0
+        result = fn(predictions, targets, real)
+        if not (isinstance(result, tuple | list) and len(result) == 2) or any(
+            jnp.ndim(part) != 0 for part in result
+        ):
+            shapes = (
+                [jnp.shape(part) for part in result]
+                if isinstance(result, tuple | list)
+                else jnp.shape(result)
+            )
+            raise ValueError(
+                f"the metric {name!r} must return (total, count), two scalars summed over the "
+                f"batch's real rows (mask True); got {type(result).__name__} of shape(s) {shapes}"
+            )
+        total, count = result
+        return Mean(jnp.asarray(total, jnp.float32), jnp.asarray(count, jnp.float32))
+
+    return Metric(from_batch, Mean.empty, name)
+
+
+def _class_metric(cls: type) -> Metric:
+    """A state class that follows the built-in states' protocol, as a metric."""
+    missing = [m for m in ("empty", "from_batch", "merge", "compute") if not hasattr(cls, m)]
+    if missing:
+        raise TypeError(
+            f"metrics: the class {cls.__name__} lacks {', '.join(missing)}; a metric state "
+            "class has classmethods empty(num_classes=None) and from_batch(predictions, "
+            "targets, mask, num_classes=None) and methods merge(other) and compute()"
+        )
+    name = getattr(cls, "name", None)
+    name = name if isinstance(name, str) and name else _snake_case(cls.__name__)
+    batch_takes_classes = _takes(cls.from_batch, "num_classes")
+    empty_takes_classes = _takes(cls.empty, "num_classes")
+
+    def empty(num_classes=None):
+        return cls.empty(num_classes=num_classes) if empty_takes_classes else cls.empty()
+
+    def from_batch(predictions, targets, mask=None, num_classes=None):
+        mask = _mask(mask, jax.tree.leaves(predictions)[0].shape[0])
+        options = {"num_classes": num_classes} if batch_takes_classes else {}
+        state = cls.from_batch(predictions, targets, mask, **options)
+        _check_like_empty(name, cls, state, empty(num_classes))
+        return state
+
+    return Metric(from_batch, empty, name)
+
+
+def _check_like_empty(name: str, cls: type, state, empty_state) -> None:
+    """A custom state must be a pytree of arrays shaped as its ``empty()``: the epoch's
+    running merge is a compiled carry that starts from it."""
+
+    def describe(tree):
+        leaves, structure = jax.tree.flatten(tree)
+        for leaf in leaves:
+            if not isinstance(leaf, jax.Array | np.ndarray | np.generic | int | float):
+                raise TypeError(
+                    f"the metric {name!r}: {cls.__name__} must be a pytree of arrays (e.g. a "
+                    f"flax.struct.dataclass); it holds a {type(leaf).__name__}"
+                )
+        return structure, [(jnp.shape(leaf), jnp.result_type(leaf)) for leaf in leaves]
+
+    got, want = describe(state), describe(empty_state)
+    if got != want:
+        raise ValueError(
+            f"the metric {name!r}: {cls.__name__}.from_batch returned {got[1]} but "
+            f"{cls.__name__}.empty() gives {want[1]} (shapes, dtypes); they must hold the same "
+            "arrays, which merge adds"
+        )
 
 
 def empty_states(names, num_classes: int | None) -> dict:
-    """``{"loss": Mean.empty(), name: METRICS[name].empty(num_classes), ...}``: where the
+    """``{"loss": Mean.empty(), name: metric.empty(num_classes), ...}`` for the metrics
+    ``names`` (names of ``METRICS`` or custom metrics, see :func:`as_metric`): where the
     running merge of an epoch's metric states starts."""
-    return {"loss": Mean.empty(), **{name: get(name).empty(num_classes) for name in names}}
+    metrics = [as_metric(name) for name in names]
+    return {"loss": Mean.empty(), **{m.name: m.empty(num_classes) for m in metrics}}
 
 
 def merge(a, b):
@@ -377,6 +551,12 @@ def merge(a, b):
     return {k: a[k].merge(b[k]) for k in a}
 
 
+def _number(value):
+    """A state's ``compute()`` as a Python float where it is one number."""
+    array = np.asarray(value)
+    return float(array) if array.size == 1 and array.dtype.kind in "fiub" else value
+
+
 def compute(states) -> dict[str, float]:
     """A dict of metric states -> a dict of Python floats."""
-    return {k: v.compute() for k, v in jax.device_get(states).items()}
+    return {k: _number(v.compute()) for k, v in jax.device_get(states).items()}

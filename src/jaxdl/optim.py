@@ -11,15 +11,23 @@ none at all), through ``optax.multi_transform``. A path is the parameter's names
 
 Penalties follow Keras: ``l1 * sum(|w|)`` and ``l2 * sum(w**2)`` over the weight matrices and
 kernels (parameters with two or more axes); biases and normalisation scales are left alone.
+
+The learning rate a run is at lives in its optimizer state: each chain ends with
+``track_learning_rate``, which keeps ``schedule(count)`` beside its update count, and
+``learning_rates(opt_state)`` reads it on the host, times a ``reduce_on_plateau`` scale and a
+``LearningRateFactorState`` (``with_learning_rate_factor``: the factor that callbacks such as
+``ReduceLROnPlateau`` set between epochs).
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxdl._checks import lookup
@@ -253,14 +261,17 @@ def make_optimizer(
                 accumulation_size=max(int(steps_per_epoch), 1),
             )
         )
+    parts.append(track_learning_rate(lr))  # last: learning_rates() finds the plateau beside it
     return optax.chain(*parts)
 
 
 def _grouped_optimizer(param_groups, make: Callable, learning_rate):
-    transforms, labels = {"default": make(learning_rate)}, {}
+    """One chain per learning rate (patterns of the same rate share one, so clipping by norm
+    sees them together), named by its patterns: the ``lr/<patterns>`` of a run's logs."""
+    by_rate: dict[float, list[str]] = {}
+    labels = {}
     for pattern, rate in param_groups.items():
         if isinstance(rate, str) and rate == FROZEN:
-            transforms[FROZEN] = optax.set_to_zero()
             labels[pattern] = FROZEN
             continue
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
@@ -268,10 +279,173 @@ def _grouped_optimizer(param_groups, make: Callable, learning_rate):
                 f"param_groups[{pattern!r}]: expected a positive learning rate or 'frozen', "
                 f"got {rate!r}"
             )
-        group = f"lr={float(rate):g}"
-        transforms.setdefault(group, make(float(rate)))
-        labels[pattern] = group
+        by_rate.setdefault(float(rate), []).append(pattern)
+    transforms = {"default": make(learning_rate)}
+    if FROZEN in labels.values():
+        transforms[FROZEN] = optax.set_to_zero()
+    for rate, patterns in by_rate.items():
+        group = ",".join(patterns)
+        if group in transforms:  # a pattern spelled like a built-in group
+            group = f"lr={rate:g}"
+        transforms[group] = make(rate)
+        labels.update(dict.fromkeys(patterns, group))
     return optax.multi_transform(transforms, lambda params: label_parameters(params, labels))
+
+
+class LearningRateState(NamedTuple):
+    """What ``track_learning_rate`` keeps: the rate a chain's schedule is at.
+
+    Attributes:
+      count: int32 (): the updates the chain has applied (an update skipped for non-finite
+        gradients, or a batch still accumulating, does not count), the count its optimizer's
+        schedule is evaluated at.
+      learning_rate: float32 (): the schedule's rate of the chain's last update,
+        ``schedule(count - 1)`` (``schedule(0)`` before the first); a ``reduce_on_plateau``
+        scale and a ``LearningRateFactorState`` not included.
+    """
+
+    count: jax.Array
+    learning_rate: jax.Array
+
+
+def track_learning_rate(schedule: optax.Schedule) -> optax.GradientTransformation:
+    """Updates unchanged; the state keeps the rate ``schedule`` gave this update, at the
+    count the optimizer's own schedule sees (``LearningRateState``), for the host to read.
+    Only the state gains computation, so the chain's updates stay bit for bit those of the
+    chain without it."""
+
+    def init(params):
+        del params
+        count = jnp.zeros((), jnp.int32)
+        return LearningRateState(count, jnp.asarray(schedule(count), jnp.float32))
+
+    def update(updates, state, params=None):
+        del params
+        rate = jnp.asarray(schedule(state.count), jnp.float32)  # this update's, as the optimizer's
+        return updates, LearningRateState(optax.safe_int32_increment(state.count), rate)
+
+    return optax.GradientTransformation(init, update)
+
+
+class LearningRateFactorState(NamedTuple):
+    """The state of ``learning_rate_factor``.
+
+    Attributes:
+      factor: float32 (): multiplies every update, so every learning rate; 1.0 until the host
+        sets it between epochs (``set_learning_rate_factor``).
+    """
+
+    factor: jax.Array
+
+
+def learning_rate_factor() -> optax.GradientTransformation:
+    """Multiply the updates by the factor its state holds (``LearningRateFactorState``).
+
+    The factor is an array of the state, so the host changes it between compiled calls
+    without a new compile. Multiplying by 1.0 changes no value, but it changes how XLA fuses
+    the update, hence the last bits of some results: it is added to a run only when a
+    callback needs it (``with_learning_rate_factor``), never by default.
+    """
+
+    def init(params):
+        del params
+        return LearningRateFactorState(jnp.ones((), jnp.float32))
+
+    def update(updates, state, params=None):
+        del params
+        scale = lambda u: u * state.factor.astype(u.dtype)
+        return jax.tree.map(scale, updates), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def find_states(tree, kinds) -> list[tuple[tuple, Any]]:
+    """Every node of ``tree`` (an optimizer state) that is an instance of ``kinds`` (a class
+    or a tuple of them, e.g. ``optax.ApplyIfFiniteState``), as ``(key path, node)`` pairs in
+    leaf order, kind by kind (one kind may sit inside another: an injected state's inner one)."""
+    found = []
+    for kind in kinds if isinstance(kinds, tuple) else (kinds,):
+        is_kind = lambda x, kind=kind: isinstance(x, kind)
+        flat = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_kind)[0]
+        found += [(path, node) for path, node in flat if is_kind(node)]
+    return found
+
+
+def has_learning_rate_factor(opt_state) -> bool:
+    """Whether ``opt_state`` holds a ``LearningRateFactorState``."""
+    return bool(find_states(opt_state, LearningRateFactorState))
+
+
+def with_learning_rate_factor(tx: optax.GradientTransformation, opt_state):
+    """``(tx, opt_state)`` followed by ``learning_rate_factor`` (factor 1.0), the running
+    optimizer state kept as it is: ``(optax.chain(tx, factor), (opt_state, factor_state))``.
+    A state that holds a factor already is returned unchanged."""
+    if has_learning_rate_factor(opt_state):
+        return tx, opt_state
+    return optax.chain(tx, learning_rate_factor()), (opt_state, learning_rate_factor().init(None))
+
+
+def set_learning_rate_factor(opt_state, factor):
+    """``opt_state`` with its ``LearningRateFactorState`` set to ``factor`` (a number), in
+    the old array's dtype, shape and placement (so nothing compiles again)."""
+    if not has_learning_rate_factor(opt_state):
+        raise ValueError("the optimizer state holds no learning-rate factor")
+
+    def put(node):
+        if not isinstance(node, LearningRateFactorState):
+            return node
+        old = node.factor
+        new = np.full(np.shape(old), factor, np.dtype(old.dtype))
+        sharding = getattr(old, "sharding", None)
+        return LearningRateFactorState(jax.device_put(new, sharding) if sharding else new)
+
+    is_factor = lambda x: isinstance(x, LearningRateFactorState)
+    return jax.tree.map(put, opt_state, is_leaf=is_factor)
+
+
+def _group_name(path) -> str:
+    return "/".join(str(k.key) for k in path if isinstance(k, jax.tree_util.DictKey))
+
+
+def learning_rates(opt_state, by_group: bool = False) -> dict[str, Any]:
+    """The learning rate ``opt_state`` is at: ``{"lr": rate}``, or with ``by_group`` (for a
+    run with parameter groups of their own rates) ``{"lr/<group>": rate}`` for each group,
+    named by its patterns (``lr/conv_*``; ``lr/default`` for the others; a GAN's networks as
+    ``generator/...``). Without ``by_group``, groups whose rates differ are named as with it.
+    ``{}`` when the state says nothing of its rate.
+
+    A rate is the one the last update took: the schedule's at that update's count
+    (``track_learning_rate``; before any update, the first update's), times the chain's
+    ``reduce_on_plateau`` scale and the ``learning_rate_factor`` (which a callback may have
+    changed since, for the updates to come). For an optax transformation given as it is, the
+    rate is that of its ``optax.inject_hyperparams`` state, if it has one. A rate is a float,
+    or an array of one per member for a stacked state (a sweep's (K,)).
+    """
+    plateau = optax.contrib.ReduceLROnPlateauState
+    inject = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
+    found = find_states(opt_state, (LearningRateState, LearningRateFactorState, plateau, *inject))
+    found = list(zip([path for path, _ in found], jax.device_get([n for _, n in found])))
+    factor = np.float64(1.0)
+    for _, node in found:
+        if isinstance(node, LearningRateFactorState):
+            factor = factor * np.asarray(node.factor, np.float64)
+    # a chain's plateau scale sits beside its LearningRateState: the same path but the index
+    scales = {p[:-1]: np.asarray(n.scale, np.float64) for p, n in found if isinstance(n, plateau)}
+    rates = {}
+    for path, node in found:
+        if isinstance(node, LearningRateState):
+            rate = np.asarray(node.learning_rate, np.float64) * scales.get(path[:-1], 1.0)
+            rates[_group_name(path) or "default"] = rate * factor
+    if not rates:  # a transformation of the user's own: its injected rate, if any
+        for path, node in found:
+            if isinstance(node, inject) and "learning_rate" in node.hyperparams:
+                rate = np.asarray(node.hyperparams["learning_rate"], np.float64)
+                rates[_group_name(path) or "default"] = rate * factor
+    value = lambda rate: float(rate) if np.ndim(rate) == 0 else rate
+    values = list(rates.values())
+    if values and not by_group and all(np.array_equal(values[0], v) for v in values[1:]):
+        return {"lr": value(values[0])}
+    return {f"lr/{name}": value(rate) for name, rate in rates.items()}
 
 
 def get(name_or_tx, learning_rate=1e-3, **kwargs) -> optax.GradientTransformation:

@@ -29,13 +29,17 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike
     axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names):
         epochs = np.arange(1, len(history[name]) + 1)
-        ax.plot(epochs, history[name], label="train")
+        setting = name == "lr" or name.startswith("lr/")  # the run's, not the data's
+        ax.plot(epochs, history[name], label="learning rate" if setting else "train")
         if f"val_{name}" in history:
-            ax.plot(epochs, history[f"val_{name}"], label="validation")
+            # validation_freq > 1: the validated epochs are every k-th, ending at a multiple
+            val = history[f"val_{name}"]
+            every = max(1, len(history[name]) // max(1, len(val)))
+            ax.plot(np.arange(1, len(val) + 1) * every, val, label="validation")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(name)
-        if name == "loss" and min(history[name]) > 0:
+        if (name == "loss" or setting) and min(history[name]) > 0:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()

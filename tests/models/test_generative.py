@@ -198,7 +198,7 @@ def test_gan_trains_through_the_trainer_and_samples():
     trainer = jaxdl.Trainer(gan, loss="gan", learning_rate=2e-4, seed=0)
     history = trainer.fit(images[:256], epochs=2, batch_size=64, verbose=False)
     assert list(history)[0] == "loss"
-    assert set(history) == {"loss", "d_loss", "g_loss", "d_real", "d_fake"}
+    assert set(history) == {"loss", "d_loss", "g_loss", "d_real", "d_fake", "lr"}
     assert 0 < history["d_real"][-1] < 1 and np.isfinite(history["loss"]).all()
     samples = gan.apply(trainer.state.variables(), jax.random.key(0), 7, method="sample")
     assert samples.shape == (7, 8, 8, 1) and 0 <= float(samples.min()) <= float(samples.max()) <= 1

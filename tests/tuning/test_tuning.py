@@ -29,6 +29,7 @@ def test_sweep_of_eight_equals_eight_trainer_runs(digits):
     assert {k: v.shape for k, v in history.items()} == {
         "loss": (2, 8),
         "accuracy": (2, 8),
+        "lr": (2, 8),
         "val_loss": (2, 8),
         "val_accuracy": (2, 8),
     }

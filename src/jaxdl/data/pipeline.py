@@ -55,10 +55,27 @@ class Pipeline:
       info: the data set's ``DatasetInfo``.
       labels: (N,) the labels of every example, if known: ``Trainer`` then checks them
         against the model before training, and ``class_weight="balanced"`` uses them.
-      num_threads: reader threads, each preparing whole batches.
-      buffer: batches prepared ahead of the one being consumed.
-      process_index, process_count: which rows of each global batch this process reads
-        (default: ``jax.process_index()`` and ``jax.process_count()``).
+      num_threads: reader threads, each preparing whole batches (default 4).
+      buffer: batches prepared ahead of the one being consumed (default 8).
+      process_index: which process this is, in [0, process_count): it reads rows
+        ``[process_index * b, (process_index + 1) * b)`` of each global batch, ``b`` its
+        rows (default ``jax.process_index()``).
+      process_count: how many processes share each global batch, ``batch_size /
+        process_count`` rows each (default ``jax.process_count()``).
+
+    Example:
+      >>> x = np.arange(20, dtype=np.float32).reshape(10, 2)  # 10 examples, 2 features
+      >>> y = np.arange(10) % 2
+      >>> pipeline = jaxdl.data.Pipeline((x, y), num_threads=1)
+      >>> pipeline.num_batches(4)  # ceil(10 / 4)
+      3
+      >>> last = list(pipeline.batches(4))[-1]  # examples 8, 9, then example 0 twice
+      >>> last["x"][:, 0], last["mask"]
+      (array([16., 18.,  0.,  0.], dtype=float32), array([1., 1., 0., 0.], dtype=float32))
+      >>> trainer = jaxdl.Trainer(jaxdl.models.MLP((8, 2)))
+      >>> history = trainer.fit(pipeline, epochs=1, batch_size=4, verbose=False)
+      >>> sorted(history)
+      ['accuracy', 'loss', 'lr']
     """
 
     per_process = True  # batches are this process's rows of the global batch (for Trainer)
@@ -180,8 +197,12 @@ class Pipeline:
 
         Args:
           batch_size: the global batch (a multiple of the process count).
-          shuffle, seed, epoch: the order is ``epoch_indices(N, batch_size, shuffle=,
-            seed=, epoch=)``, the same in every process.
+          shuffle: draw the epoch's order at random (default False: the source's order).
+          seed: with ``epoch``, fixes the shuffled order and the augmentation's draws
+            (default 0).
+          epoch: the epoch whose order is served (default 0); the order is
+            ``epoch_indices(N, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)``, the
+            same in every process.
           start: the first batch to serve (a resumed run's position in the epoch).
           train: apply ``augment`` (training batches only).
 

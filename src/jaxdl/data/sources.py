@@ -121,12 +121,14 @@ def load(
       scaling: "standard" (zero mean, unit variance per feature), "minmax" ([0, 1]) or None;
         fitted on the training split only and applied to all three (not to token ids or
         the adding problem's markers).
-      data_dir, download: for TFDS sets ("mnist", "fashion_mnist", "cifar10", "cifar100",
-        "emnist", "imdb_reviews"), where the prepared files are and whether to fetch them
-        first. TFDS images come as float32 NHWC in [0, 1]; ``imdb_reviews`` as (N, max_len)
+      data_dir: for TFDS sets ("mnist", "fashion_mnist", "cifar10", "cifar100", "emnist",
+        "imdb_reviews"), the folder of the prepared files (default None: TFDS's own).
+        TFDS images come as float32 NHWC in [0, 1]; ``imdb_reviews`` as (N, max_len)
         int32 word ids of a vocabulary built on the training split (``info.extra``);
         ``fractions`` and ``scaling`` apply to embedded sets (TFDS keeps its test split and
         holds out a tenth of its train split for validation).
+      download: for TFDS sets, fetch and prepare the files first (default False: they must
+        be prepared already).
       options: passed to the generator, e.g. ``n=``, ``noise=``, or ``image=True`` for digits
         as (8, 8, 1) images; ``vocab_size=`` and ``max_len=`` for ``imdb_reviews``.
 
@@ -134,6 +136,13 @@ def load(
       :class:`Splits` with NumPy ``x`` of shape (N, *info.input_shape) (float32, or int32
       token ids) and targets ``y``: (N,) int32 labels for classification, (N, 1) float32 for
       "adding", (N, T) int32 for "reverse" and "pydoc_text".
+
+    Example:
+      >>> splits = jaxdl.data.load("digits", image=True)  # ships with scikit-learn
+      >>> splits.train.x.shape, splits.validation.x.shape, splits.test.x.shape
+      ((1168, 8, 8, 1), (269, 8, 8, 1), (360, 8, 8, 1))
+      >>> splits.train.y.dtype, splits.info.num_classes, splits.info.input_shape
+      (dtype('int32'), 10, (8, 8, 1))
     """
     if isinstance(name, str) and name.lower() in TFDS_SETS:
         seed = check_seed(seed)

@@ -80,6 +80,8 @@ class Standardizer:
         return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)
 
     def inverse(self, x) -> np.ndarray:
+        """Undo the scaling: ``x * std + mean``, float32, the shape of ``x`` (N, ...) (e.g.
+        a regression model's predictions back in the targets' units)."""
         return np.asarray(x, np.float32) * self.std + self.mean
 
 
@@ -103,6 +105,8 @@ class MinMaxScaler:
         return ((np.asarray(x, np.float32) - self.minimum) / self.scale).astype(np.float32)
 
     def inverse(self, x) -> np.ndarray:
+        """Undo the scaling: ``x * (max - min) + min``, float32, the shape of ``x`` (N, ...)
+        (e.g. a regression model's predictions back in the targets' units)."""
         return np.asarray(x, np.float32) * self.scale + self.minimum
 
 

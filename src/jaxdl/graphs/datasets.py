@@ -74,9 +74,10 @@ class GraphDataset:
     Args:
       graphs: single graphs (``n_node`` of shape (1,)), each with at least one node.
       labels: (num_graphs,) integer classes or (num_graphs, ...) targets.
-      node_budget, edge_budget: nodes and edges per batch. By default 1.25 times what
-        ``batch_size`` graphs of mean size need (at least the largest graph), rounded up to a
-        multiple of 64, so batches are nearly full and rarely closed early.
+      node_budget: nodes per batch. By default 1.25 times what ``batch_size`` graphs of
+        mean size need (at least the largest graph), rounded up to a multiple of 64, so
+        batches are nearly full and rarely closed early.
+      edge_budget: edges per batch, chosen the same way by default.
     """
 
     def __init__(

@@ -38,6 +38,14 @@ class GraphsTuple(NamedTuple):
       n_node: (G,) int32, the number of nodes of each graph; the nodes of graph g are the
         ``n_node[g]`` rows after those of graphs 0..g-1.
       n_edge: (G,) int32, the number of edges of each graph, laid out the same way.
+
+    Example:
+      >>> path = jaxdl.graphs.make_graph([0, 1], [1, 2], nodes=np.eye(3, dtype=np.float32))
+      >>> path.n_node, path.senders, path.nodes.shape
+      (array([3]...), array([0, 1]...), (3, 3))
+      >>> two = jaxdl.graphs.batch([path, path])  # one graph of two components
+      >>> two.n_node, two.senders
+      (array([3, 3]...), array([0, 1, 3, 4]...))
     """
 
     nodes: Any
@@ -198,7 +206,8 @@ def make_graph(
     """One graph from its edge list (NumPy).
 
     Args:
-      senders, receivers: (E,) node indices of each directed edge.
+      senders: (E,) the node index each directed edge leaves.
+      receivers: (E,) the node index each directed edge enters.
       nodes: (N, F) node features (or (N,), made (N, 1)); None needs ``num_nodes``.
       edges: (E, F_e) edge features or None.
       globals: (F_g,) or (1, F_g) graph features or None.

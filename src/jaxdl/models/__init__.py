@@ -4,6 +4,7 @@ switch (``cpu_kernels.use_cpu_kernels``)."""
 
 from jaxdl import cpu_kernels
 from jaxdl.activations import Maxout
+from jaxdl.models import pretrained
 from jaxdl.models.autoencoder import VAE, Autoencoder, Decoder, Encoder, VAEOutput
 from jaxdl.models.cnn import CNN, BasicBlock, Bottleneck, ResNet
 from jaxdl.models.gan import GAN, Discriminator, Generator
@@ -17,7 +18,6 @@ from jaxdl.models.gnn import (
     Readout,
 )
 from jaxdl.models.mlp import MLP
-from jaxdl.models import pretrained
 from jaxdl.models.perceptron import PerceptronParams, perceptron_fit, perceptron_predict
 from jaxdl.models.pretrained import bert_config, from_hf_bert, from_torchvision_resnet
 from jaxdl.models.rnn import RNN, RNNClassifier, RNNLayer, RNNSequenceModel

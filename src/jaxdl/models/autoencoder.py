@@ -96,6 +96,13 @@ class Autoencoder(nn.Module):
     gives the codes (B, latent_dim), ``decode`` maps codes back.
 
     With ``hidden=()`` both maps are linear: trained with ``mse`` this is PCA's subspace.
+
+    Example:
+      >>> model = jaxdl.models.Autoencoder(input_shape=(64,), latent_dim=8)
+      >>> x = np.zeros((3, 64), np.float32)
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> model.apply(variables, x).shape, model.apply(variables, x, method="encode").shape
+      ((3, 64), (3, 8))
     """
 
     input_shape: Sequence[int]
@@ -184,6 +191,15 @@ class VAE(nn.Module):
       kind: "mlp" or "conv".
       likelihood: "bernoulli" (targets in [0, 1]) or "gaussian".
       beta: weight of the KL term (beta-VAE); 1 gives the ELBO.
+
+    Example:
+      >>> vae = jaxdl.models.VAE(input_shape=(64,), latent_dim=4)
+      >>> x = np.zeros((3, 64), np.float32)
+      >>> variables = vae.init(jax.random.key(0), x)
+      >>> vae.apply(variables, x).z.shape
+      (3, 4)
+      >>> vae.apply(variables, jax.random.key(1), 5, method="sample").shape
+      (5, 64)
     """
 
     input_shape: Sequence[int]

@@ -135,6 +135,32 @@ class CNN(nn.Module):
       head: "flatten" (default) or "pooled" (global average pooling over the spatial
         axes, so the dense layers do not depend on the input's size).
       spatial_dims: None (default: the rank follows the input, as above), or 1, 2 or 3.
+
+    Example:
+      Signals of 32 steps and 2 channels, (B, L, C): ``spatial_dims=1`` says they are not
+      32 x 2 grey images, so the kernels are 1-D, (k, C_in, C_out), and the head flattens
+      32 // 2 = 16 positions of 4 channels into 64 features:
+
+      >>> cnn = jaxdl.models.CNN(channels=(4,), dense=(), num_classes=3, spatial_dims=1)
+      >>> signals = np.zeros((2, 32, 2), np.float32)
+      >>> variables = cnn.init(jax.random.key(0), signals)
+      >>> params = variables["params"]
+      >>> params["conv_0"]["kernel"].shape, params["output"]["kernel"].shape
+      ((3, 2, 4), (64, 3))
+      >>> cnn.apply(variables, signals).shape
+      (2, 3)
+
+      8x8 grey images, as ``jaxdl.data.load("digits", image=True)`` gives them, (B, 8, 8, 1),
+      or (B, 8, 8) without the channel axis (H == W: one channel): 2-D kernels (kh, kw,
+      C_in, C_out), and 8x8 -> 4x4 positions of 4 channels, 64 features, after the pooling:
+
+      >>> cnn = jaxdl.models.CNN(channels=(4,), dense=(), num_classes=10)
+      >>> images = np.zeros((2, 8, 8, 1), np.float32)
+      >>> variables = cnn.init(jax.random.key(0), images)
+      >>> variables["params"]["conv_0"]["kernel"].shape
+      (3, 3, 1, 4)
+      >>> cnn.apply(variables, images[..., 0]).shape  # the same images without channel axis
+      (2, 10)
     """
 
     channels: Sequence[int] = (32, 64)
@@ -378,6 +404,37 @@ class ResNet(nn.Module):
     small test instances). ``remat=True`` recomputes each residual block's activations in
     the backward pass (``jax.checkpoint``) instead of keeping them: less memory, the same
     numbers.
+
+    Attributes:
+      depth: one of the depths above (default 20).
+      num_classes: outputs (default 10).
+      small_inputs: the 3x3 stem for the ImageNet family (default False).
+      width: channels of the first stage (default None: 16, or 64 for the ImageNet family).
+      blocks: blocks per stage, 3 or 4 stages (default None: the depth's).
+      remat: recompute the blocks' activations in the backward pass (default False).
+
+    Example:
+      ``jax.eval_shape`` gives the variables' shapes without computing them, so a full-size
+      ResNet-20 for CIFAR-10 costs nothing to inspect; it has its 0.27M parameters:
+
+      >>> resnet = jaxdl.models.ResNet(20, num_classes=10)
+      >>> images = np.zeros((2, 32, 32, 3), np.float32)
+      >>> variables = jax.eval_shape(resnet.init, jax.random.key(0), images)
+      >>> sorted(variables)  # the batch norms' running statistics live in "batch_stats"
+      ['batch_stats', 'params']
+      >>> sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
+      272474
+      >>> jax.eval_shape(resnet.apply, variables, images).shape
+      (2, 10)
+
+      In training the statistics are updated, so ``apply`` returns them too:
+
+      >>> logits, updates = jax.eval_shape(
+      ...     lambda v, x: resnet.apply(v, x, train=True, mutable=["batch_stats"]),
+      ...     variables, images,
+      ... )
+      >>> logits.shape, sorted(updates)
+      ((2, 10), ['batch_stats'])
     """
 
     depth: int = 20

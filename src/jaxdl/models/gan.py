@@ -104,6 +104,17 @@ class GAN(nn.Module):
     ``__call__(x)`` returns the discriminator's logits (B,) for images x (B, H, W, C) (and
     creates both networks' parameters at ``init``); ``generate(z)`` maps latent codes
     (B, latent_dim) to images; ``sample(key, n)`` draws n images from the prior.
+
+    Example:
+      >>> gan = jaxdl.models.GAN(
+      ...     jaxdl.models.Generator((8, 8, 1)), jaxdl.models.Discriminator(), latent_dim=16
+      ... )
+      >>> images = np.zeros((2, 8, 8, 1), np.float32)
+      >>> variables = gan.init(jax.random.key(0), images)
+      >>> gan.apply(variables, images).shape  # one real-or-fake logit per image
+      (2,)
+      >>> gan.apply(variables, jax.random.key(1), 4, method="sample").shape
+      (4, 8, 8, 1)
     """
 
     generator: Generator

@@ -208,6 +208,15 @@ class GCN(nn.Module):
       num_classes: outputs per node (or per graph with a readout).
       dropout_rate: dropout on the input of every layer, when ``train=True``.
       readout: None (node task) or "sum"/"mean"/"max"/"attention" (graph task).
+
+    Example:
+      >>> ring = jaxdl.graphs.make_graph(  # 5 nodes of 3 features, undirected edges
+      ...     [0, 1, 2, 3, 4, 1, 2, 3, 4, 0], [1, 2, 3, 4, 0, 0, 1, 2, 3, 4],
+      ...     nodes=np.ones((5, 3), np.float32),
+      ... )
+      >>> gcn = jaxdl.models.GCN(features=(16,), num_classes=2)
+      >>> gcn.apply(gcn.init(jax.random.key(0), ring), ring).shape  # one row per node
+      (5, 2)
     """
 
     features: Sequence[int] = (16,)

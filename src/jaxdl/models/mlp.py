@@ -41,6 +41,19 @@ class MLP(nn.Module):
         "norm_{i}" either way.
       residual: skip connections between hidden layers of equal width, as above (default
         False).
+
+    Example:
+      >>> mlp = jaxdl.models.MLP(features=(16, 3), dropout_rate=0.1)
+      >>> x = np.zeros((4, 8, 8), np.float32)  # flattened to (4, 64)
+      >>> variables = mlp.init(jax.random.key(0), x)
+      >>> jax.tree.map(np.shape, variables["params"])
+      {'dense_0': {'bias': (16,), 'kernel': (64, 16)},
+       'output': {'bias': (3,), 'kernel': (16, 3)}}
+      >>> mlp.apply(variables, x).shape
+      (4, 3)
+      >>> key = jax.random.key(1)  # dropout draws from the "dropout" stream in training
+      >>> mlp.apply(variables, x, train=True, rngs={"dropout": key}).shape
+      (4, 3)
     """
 
     features: Sequence[int] = (128, 128, 10)

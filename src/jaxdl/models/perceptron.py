@@ -19,8 +19,15 @@ from jaxdl import _checks
 
 
 class PerceptronParams(NamedTuple):
-    weights: jax.Array  # (features,)
-    bias: jax.Array  # ()
+    """What :func:`perceptron_fit` learns.
+
+    Attributes:
+      weights: (features,) the weight of each input.
+      bias: () the threshold, negated: the unit fires where ``x @ weights + bias > 0``.
+    """
+
+    weights: jax.Array
+    bias: jax.Array
 
 
 def perceptron_predict(params: PerceptronParams, x) -> np.ndarray:

@@ -262,6 +262,18 @@ class RNNClassifier(nn.Module):
       dropout_rate: dropout between stacked layers and before the output layer, active only
         when ``train=True`` (default 0).
       readout: one of ``READOUTS`` (default "last").
+
+    Example:
+      >>> rnn = jaxdl.models.RNNClassifier("gru", hidden_size=8, num_classes=3, readout="mean")
+      >>> x = np.random.default_rng(0).normal(size=(2, 5, 4)).astype(np.float32)  # (B, T, F)
+      >>> lengths = np.array([5, 3])  # the second sequence has 3 real steps
+      >>> variables = rnn.init(jax.random.key(0), x, lengths)
+      >>> rnn.apply(variables, x, lengths).shape
+      (2, 3)
+      >>> padded = x.copy()
+      >>> padded[1, 3:] = 99.0  # what lies past a length changes nothing
+      >>> np.allclose(rnn.apply(variables, padded, lengths), rnn.apply(variables, x, lengths))
+      True
     """
 
     cell: str = "lstm"

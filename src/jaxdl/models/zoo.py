@@ -24,6 +24,9 @@ from jaxdl.models.rnn import RNNClassifier
 from jaxdl.models.transformer import TransformerClassifier, TransformerLM
 
 OBJECTIVES = ("supervised", "reconstruction", "elbo", "gan")
+"""What a model family is trained on, the values ``ModelSpec.objective`` takes: "supervised"
+(features and targets), "reconstruction" (its inputs as targets), "elbo" (a VAE's evidence
+lower bound) or "gan" (a generator and a discriminator in turn)."""
 
 
 @dataclass(frozen=True)
@@ -184,9 +187,16 @@ ZOO: tuple[ModelSpec, ...] = (
         objective="gan",
     ),
 )
+"""Every model family, one ``ModelSpec`` each: the supervised ones first (MLP and linear,
+CNN and ResNets, recurrent nets, transformers, graph nets), then the autoencoder, the VAE and
+the GAN. The command line (``jaxdl train --model``, ``jaxdl list``) reads it, and the shared
+model tests (``tests/models/test_models.py``) run on each one's ``tiny()`` instance."""
 
 MODELS: dict[str, Callable[..., nn.Module]] = {spec.name: spec.make for spec in ZOO}
+"""{name: make} of every family of ``ZOO``: ``make(num_classes, **options)`` builds a
+supervised model, ``make(**options)`` the others; ``get`` checks the arguments and calls it."""
 SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in ZOO}
+"""{name: ModelSpec} of every family of ``ZOO``, the table ``get`` looks a name up in."""
 
 
 def get(name: str, num_classes: int | None = None, **options) -> nn.Module:

@@ -20,11 +20,11 @@ restored.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import time
-import warnings
 from typing import Any
 
 import jax
@@ -33,6 +33,8 @@ from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxdl.train.errors import CheckpointMismatchError
 from jaxdl.train.state import TrainState
+
+log = logging.getLogger(__name__)
 
 MARKER = "jaxdl-checkpoints.json"
 _FORMAT = "jaxdl-checkpoints-1"
@@ -293,11 +295,13 @@ class Checkpointer:
             moved = ""
             if step_given is None:  # out of the way, so that the run can save that step again
                 moved = f"moved to {self._set_aside(step)}; "
-            warnings.warn(
-                f"checkpoint {self.path(step)} could not be read "
-                f"({type(failure).__name__}: {str(failure)[:200]}); {moved}"
-                f"{fallback or 'none left'}",
-                stacklevel=2,
+            log.warning(
+                "checkpoint %s could not be read (%s: %s); %s%s",
+                self.path(step),
+                type(failure).__name__,
+                str(failure)[:200],
+                moved,
+                fallback or "none left",
             )
         else:
             raise FileNotFoundError(f"no readable checkpoint in {self.directory}")
@@ -322,10 +326,11 @@ class Checkpointer:
                 args = ocp.args.Composite(state=ocp.args.StandardRestore())
                 return dict(self.manager.restore(step, args=args)["state"])
             except Exception as error:  # Orbax and TensorStore raise many types
-                warnings.warn(
-                    f"checkpoint {self.path(step)} could not be read ({type(error).__name__}: "
-                    f"{str(error)[:200]}); trying the one before it",
-                    stacklevel=2,
+                log.warning(
+                    "checkpoint %s could not be read (%s: %s); trying the one before it",
+                    self.path(step),
+                    type(error).__name__,
+                    str(error)[:200],
                 )
         raise FileNotFoundError(f"no readable checkpoint in {self.directory}")
 
@@ -349,5 +354,6 @@ class Checkpointer:
         self.manager.wait_until_finished()
 
     def close(self) -> None:
+        """Wait for the saves still being written, then release Orbax's manager."""
         self.manager.wait_until_finished()
         self.manager.close()

@@ -8,11 +8,17 @@ and, with ``keep_best``, the best epoch's. On ``fit(resume=True)`` it restores t
 checkpoint, the history and every callback's state, so the run ends bit-identical to one
 that never stopped. While it runs, SIGINT and SIGTERM stop training after the running
 compiled call, save where it stopped and end ``fit`` with a message saying how to resume.
+
+``ModelCheckpoint`` is the same machinery with Keras's and Lightning's knobs: the best epoch
+by a monitored metric, and the last. A ``Checkpoint`` in ``fit(callbacks=)`` beside the
+trainer's own only writes: the trainer's checkpoint restores a resumed run and catches the
+signals.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import signal
@@ -23,12 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl import _checks
-from jaxdl.train.callbacks import Callback, raise_if_nonfinite
+from jaxdl.train.callbacks import Callback, monitored, raise_if_nonfinite
 from jaxdl.train.checkpoint import Checkpointer
 from jaxdl.train.errors import CheckpointMismatchError
 
 # the settings a resumed run must share with the saved one (the strategy may change)
 _SAME_RUN = ("model", "task", "loss", "loss_options", "optimizer", "metrics", "seed", "precision")
+
+logger = logging.getLogger(__name__)
 
 
 def _flat(value, prefix: str = "") -> dict:
@@ -85,13 +93,31 @@ class Checkpoint(Callback):
 
     Args:
       directory: the checkpoints' folder (created if missing).
-      every_epochs: save after every that many epochs (and after the last).
+      every_epochs: save after every that many epochs (and after the last); default 1.
       every_steps: also save every that many steps inside an epoch; data held on the device
-        then runs in stretches of that many steps per compiled call.
-      keep: how many of the newest checkpoints are kept (at least 1).
+        then runs in stretches of that many steps per compiled call. Default None: no
+        periodic save inside an epoch.
+      keep: how many of the newest checkpoints are kept (at least 1; default 3).
       keep_best: a metric of the history (e.g. ``"val_loss"``): the checkpoint of the epoch
         where it was best is kept too (min for losses and errors, max otherwise, or
-        ``mode``); ``Trainer.load_checkpoint("best")`` restores it.
+        ``mode``); ``Trainer.load_checkpoint("best")`` restores it. Default None: none.
+      mode: how ``keep_best`` compares, "min", "max" or "auto" (default: min for losses
+        and errors, max otherwise).
+
+    Example:
+      >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+      >>> y = (x[:, 0] > 0).astype(np.int32)
+      >>> trainer = jaxdl.Trainer(jaxdl.models.MLP((8, 2)), checkpoint=jaxdl.Checkpoint("run"))
+      >>> _ = trainer.fit(x, y, epochs=1, batch_size=16, verbose=False)
+
+      The same script run again with ``resume=True`` (after an interruption, in a new
+      process) goes on from the newest checkpoint, to the parameters a run that never
+      stopped ends with; ``epochs`` counts from the run's start:
+
+      >>> again = jaxdl.Trainer(jaxdl.models.MLP((8, 2)), checkpoint="run")
+      >>> history = again.fit(x, y, epochs=2, batch_size=16, resume=True, verbose=False)
+      >>> again.epoch, len(history["loss"])  # it trained epoch 2; the history holds both
+      (2, 2)
     """
 
     def __init__(
@@ -126,11 +152,23 @@ class Checkpoint(Callback):
 
     @property
     def checkpointer(self) -> Checkpointer:
+        """The ``jaxdl.train.checkpoint.Checkpointer`` (Orbax) that writes and reads
+        ``directory``, keeping the ``keep`` newest (and the best with ``keep_best``); made
+        on first use, which creates the folder."""
         if self._checkpointer is None:
             self._checkpointer = Checkpointer(self.directory, keep=self.keep, best=self.mode)
         return self._checkpointer
 
     # ------------------------------------------------------------------ the hooks
+
+    def _owns_run(self, trainer) -> bool:
+        """Whether this checkpoint restores a resumed run and catches the signals: it is the
+        trainer's (``Trainer(checkpoint=)``), or, without one, the first in the callbacks.
+        Another one only writes (two would restore twice and stack signal handlers)."""
+        owner = getattr(trainer, "checkpoint", None)
+        if owner is None:
+            owner = next((c for c in trainer.run.callbacks if isinstance(c, Checkpoint)), self)
+        return owner is self
 
     def on_train_begin(self, trainer):
         run, checkpointer = trainer.run, self.checkpointer
@@ -138,7 +176,8 @@ class Checkpoint(Callback):
         self._lock = _FolderLock(checkpointer.directory)
         self._lock.acquire()
         latest = checkpointer.latest_step()
-        if run.resume and latest is not None:
+        owner = self._owns_run(trainer)
+        if run.resume and latest is not None and owner:
             self._check_config(trainer)
             trainer.state, saved = checkpointer.restore(trainer.state)
             trainer.broken = None
@@ -146,6 +185,8 @@ class Checkpoint(Callback):
             run.history.update(saved["history"])
             run.position = saved.get("position")
             self._load_callbacks(run.callbacks, saved)
+            step = int(np.max(jax.device_get(trainer.state.step)))  # a damaged newest is skipped
+            logger.info("resuming from %s (epoch %d done)", checkpointer.path(step), trainer.epoch)
         elif not run.resume and latest is not None:
             # a new run must not mix with the checkpoints of an old one
             if latest > int(jax.device_get(trainer.state.step)):
@@ -153,7 +194,8 @@ class Checkpoint(Callback):
                     f"{self.directory} already holds checkpoints up to step {latest}; pass "
                     "resume=True to continue that run, or choose another checkpoint folder"
                 )
-        self._catch_signals()
+        if owner:
+            self._catch_signals()
 
     def on_train_batch_end(self, trainer, batch, steps):
         run = trainer.run
@@ -175,15 +217,13 @@ class Checkpoint(Callback):
             trainer.stop_training = True
 
     def on_epoch_end(self, trainer, epoch, logs):
-        if self.keep_best is not None and self.keep_best not in logs:
-            raise ValueError(
-                f"keep_best={self.keep_best!r} is not a metric of this run; "
-                f"available: {', '.join(logs)}"
-            )
+        value = None  # an epoch validation_freq left unvalidated is saved without a value
+        if self.keep_best is not None:
+            value = monitored(trainer, logs, self.keep_best, f"keep_best={self.keep_best!r}")
         signalled = bool(self._signals)
         last = trainer.epoch >= trainer.run.epochs or trainer.stop_training or signalled
         if trainer.epoch % self.every_epochs == 0 or last:
-            self._save(trainer, value=logs.get(self.keep_best) if self.keep_best else None)
+            self._save(trainer, value=value)
         if signalled:
             trainer.stop_training = True
 
@@ -294,6 +334,107 @@ class Checkpoint(Callback):
         trainer.state, meta = checkpointer.restore(trainer.state, step)
         trainer.epoch = int(meta["epoch"])
         return meta
+
+
+class ModelCheckpoint(Checkpoint):
+    """Keep the best epoch by ``monitor`` and the last, in ``directory``: a ``Checkpoint``
+    (``keep=1``, ``keep_best=monitor``) with Keras's names.
+
+    ``Trainer.load_checkpoint("best")`` (or ``restore(trainer, "best")`` when it is a
+    callback of ``fit``) restores the best; ``"latest"`` the newest. As
+    ``Trainer(checkpoint=ModelCheckpoint(...))`` it also resumes runs and stops them cleanly
+    on SIGINT/SIGTERM, from the newest checkpoint written.
+
+    Args:
+      directory: the checkpoints' folder (created if missing; jaxdl's alone).
+      monitor: a metric of the logs (default "val_loss"), or None: the last epoch only.
+      mode: "min", "max" or "auto" (min for losses and errors, max otherwise).
+      save_best_only: write a checkpoint only after an epoch that improved on the best
+        ``monitor`` so far (and, with ``save_last``, after the run's last epoch); default
+        False: after every epoch, so a stopped run resumes from its last epoch.
+      save_last: keep the last epoch's checkpoint beside the best (default True). Without
+        it, only the best is kept, which needs ``save_best_only=True``.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        monitor: str | None = "val_loss",
+        mode: str = "auto",
+        save_best_only: bool = False,
+        save_last: bool = True,
+    ):
+        for name, value in (("save_best_only", save_best_only), ("save_last", save_last)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name}: expected True or False, got {value!r}")
+        if monitor is None and (save_best_only or not save_last):
+            raise ValueError(
+                "ModelCheckpoint(monitor=None) keeps the last epoch; save_best_only=True and "
+                "save_last=False need a monitored metric"
+            )
+        if not save_best_only and not save_last:
+            raise ValueError(
+                "save_last=False keeps the best epoch alone, so only the epochs that improve "
+                "may be written: pass save_best_only=True with it"
+            )
+        super().__init__(directory, keep=1, keep_best=monitor, mode=mode)
+        self.monitor, self.save_best_only, self.save_last = monitor, save_best_only, save_last
+        self.best = None
+
+    def state_dict(self) -> dict:
+        """The best monitored value so far (JSON), so a resumed run compares alike."""
+        return {"best": self.best}
+
+    def load_state_dict(self, saved: dict) -> None:
+        """Take back what ``state_dict`` returned (a checkpoint restoring a resumed run)."""
+        self.best = saved.get("best")
+
+    def _improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_train_begin(self, trainer):
+        self.best, self._unsaved = None, None
+        super().on_train_begin(trainer)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if self.monitor is None:
+            return super().on_epoch_end(trainer, epoch, logs)
+        value = monitored(trainer, logs, self.monitor, "ModelCheckpoint")
+        if value is None:
+            return super().on_epoch_end(trainer, epoch, logs)
+        improved = self._improved(value)
+        if improved:
+            logger.info(
+                "epoch %d: %s %s %.6g; checkpoint in %s",
+                epoch + 1,
+                self.monitor,
+                "is" if self.best is None else f"improved from {self.best:.6g} to",
+                value,
+                self.directory,
+            )
+            self.best = value
+        last = trainer.epoch >= trainer.run.epochs or trainer.stop_training
+        if improved or not self.save_best_only or (self.save_last and last) or self._signals:
+            self._save(trainer, value=value)
+            self._unsaved = None
+        else:  # the last epoch, if a later callback ends the run here
+            self._unsaved = (trainer.state, value)
+        if self._signals:
+            trainer.stop_training = True
+
+    def on_train_end(self, trainer):
+        # the run's last epoch, when a callback after this one stopped it; not if a callback
+        # has replaced the state since (EarlyStopping's best parameters) or it broke
+        if self.save_last and self._unsaved is not None and trainer.broken is None:
+            state, value = self._unsaved
+            if trainer.state is state:
+                self._save(trainer, value=value)
+        self._unsaved = None
+        super().on_train_end(trainer)
 
 
 def restored_metrics(empty, saved_leaves) -> dict:

@@ -7,7 +7,75 @@ import jax
 import numpy as np
 
 from jaxdl import _checks
-from jaxdl.data.adapters import ArrayAdapter, as_source, is_source
+from jaxdl.data import sampling
+from jaxdl.data.adapters import (
+    ArrayAdapter,
+    FirstBatches,
+    arrays_of,
+    as_source,
+    check_weights,
+    is_source,
+    num_rows,
+    take,
+)
+
+
+def paired(x, y):
+    """``fit(x, y)`` and ``fit((x, y))`` (``evaluate`` too) as one data argument."""
+    if y is None:
+        return x
+    if is_source(x):
+        raise TypeError(f"y: a {type(x).__name__} serves its own targets; pass it without y")
+    return (x, y)
+
+
+def held_out(trainer, data, validation_data, fraction, weight):
+    """(training data, validation data, their sample weights) with ``validation_split``'s
+    rows held out: drawn once with the trainer's seed, each class split on its own for class
+    labels."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+        raise TypeError(f"validation_split: expected a fraction in [0, 1), got {fraction!r}")
+    if not 0 <= fraction < 1:
+        raise ValueError(f"validation_split: expected a fraction in [0, 1), got {fraction}")
+    if fraction == 0:
+        return data, validation_data, weight, None
+    if validation_data is not None:
+        raise ValueError("validation_split: give validation_data or validation_split, not both")
+    if is_source(data):
+        raise ValueError(
+            f"validation_split: a {type(data).__name__} serves its own batches; split it "
+            "yourself and pass validation_data"
+        )
+    x, y = arrays_of(data, "data", trainer.task.unlabelled)
+    n = num_rows(x)
+    labels = y if isinstance(y, np.ndarray) and y.ndim == 1 else None
+    stratify = trainer.task.classification and labels is not None and labels.dtype.kind in "iu"
+    train, val = sampling.stratified_split(
+        labels if stratify else np.zeros(n), (1 - fraction, fraction), trainer.seed, stratify
+    )
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(
+            f"validation_split={fraction} of {n} examples leaves {len(train)} for training "
+            f"and {len(val)} for validation; each needs at least one"
+        )
+    if weight is not None:
+        weight = check_weights(weight, n, "sample_weight")
+    part = lambda rows: take(x, rows) if y is None else (take(x, rows), take(y, rows))
+    weights = (None, None) if weight is None else (weight[train], weight[val])
+    return part(train), part(val), *weights
+
+
+def limited(adapter, steps, name: str):
+    """``adapter`` cut to its first ``steps`` batches per epoch (None: all of them)."""
+    if steps is None:
+        return adapter
+    steps = _checks.check_int(steps, name if name == "steps_per_epoch" else "steps")
+    if steps > adapter.num_batches(0):
+        raise ValueError(
+            f"{name}: expected at most the {adapter.num_batches(0)} batches an epoch of the "
+            f"data has, got {steps}"
+        )
+    return FirstBatches(adapter, steps)
 
 
 def feature_shapes(x) -> dict[str, tuple]:
@@ -48,6 +116,9 @@ def check_adapter(trainer, adapter, name: str, training: bool) -> None:
             f"on the host and runs on one device; use Trainer(strategy='single'), not "
             f"{trainer.strategy.name!r}"
         )
+    if isinstance(adapter, ArrayAdapter) and trainer.state is not None:
+        if not isinstance(adapter.x, np.ndarray):  # several inputs: each field's shape
+            check_features(trainer, adapter.sample(), name)
     if isinstance(adapter, ArrayAdapter) and trainer.input_shape is not None:
         if adapter.x.dtype.kind != trainer._input_kind:
             expected = "float32" if trainer._input_kind == "f" else "int32"

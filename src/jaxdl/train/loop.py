@@ -17,6 +17,7 @@ device once, at its end.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -84,6 +85,15 @@ class Run:
     first_bad: Any = None
     epoch_start_step: int = 0
     names: tuple[str, ...] = ("loss",)  # the order the logs show the metrics in
+    validation_freq: int = 1  # validate after every this many epochs
+    max_steps: int | None = None  # stop once the state has taken this many steps
+
+    def steps_left(self, done: int) -> int | None:
+        """Of the running epoch, with ``done`` of its batches run: the steps ``max_steps``
+        leaves (None: no limit)."""
+        if self.max_steps is None:
+            return None
+        return max(0, self.max_steps - (self.epoch_start_step + done))
 
     def remaining_steps(self) -> int:
         """The steps left to run, for a progress bar (no loop over a huge epoch count)."""
@@ -126,12 +136,14 @@ def fit(trainer, run: Run, fns: Compiled, mode, validate: Callable | None) -> di
     try:
         callbacks.on_train_begin(trainer)
         while trainer.epoch < run.epochs and not trainer.stop_training:
+            if run.max_steps is not None and _step(trainer) >= run.max_steps:
+                break
             epoch = trainer.epoch
             _start_epoch(trainer, run, epoch)
             callbacks.on_epoch_begin(trainer, epoch)
             if mode == "epoch":
                 if device_data is None:
-                    device_data = strategy.place_data(run.adapter.x, run.adapter.y)
+                    device_data = strategy.place_data(run.adapter.arrays())
                 _device_epoch(trainer, run, fns, device_data)
             else:
                 _stepped_epoch(trainer, run, fns)
@@ -139,7 +151,7 @@ def fit(trainer, run: Run, fns: Compiled, mode, validate: Callable | None) -> di
                 break  # stopped inside the epoch
             trainer.epoch += 1
             logs = ordered(strategy.compute(run.metrics), run.names)
-            if validate is not None:
+            if validate is not None and (epoch + 1) % run.validation_freq == 0:
                 val = {f"val_{k}": v for k, v in validate(trainer.state).items()}
                 callbacks.on_validation_end(trainer, val)
                 logs.update(val)
@@ -149,6 +161,11 @@ def fit(trainer, run: Run, fns: Compiled, mode, validate: Callable | None) -> di
     return run.history
 
 
+def _step(trainer) -> int:
+    """The optimizer steps the state has taken (a sweep's members: the most of them)."""
+    return int(np.max(jax.device_get(trainer.state.step)))
+
+
 def _start_epoch(trainer, run: Run, epoch: int) -> None:
     run.epoch, run.num_batches = epoch, run.adapter.num_batches(epoch)
     position, run.position = run.position, None
@@ -156,7 +173,7 @@ def _start_epoch(trainer, run: Run, epoch: int) -> None:
     if position is None:
         run.batch, run.metrics = 0, per_member(run.empty())
         run.first_bad = per_member(jnp.asarray(-1, jnp.int32))
-        run.epoch_start_step = int(np.max(jax.device_get(trainer.state.step)))
+        run.epoch_start_step = _step(trainer)
         return
     run.batch = position["batch"]  # continue inside the epoch a checkpoint was saved in
     run.metrics = restored_metrics(per_member(run.empty()), position["acc"])
@@ -168,28 +185,38 @@ def _device_epoch(trainer, run: Run, fns: Compiled, data) -> None:
     """The epoch as compiled stretches over data on the device."""
     indices, mask = trainer.strategy.plan(run.adapter, run.epoch)
     n, done = run.num_batches, run.batch
+    left = run.steps_left(done)
+    limited = left is not None and done + left < n  # max_steps ends the run in this epoch
+    n = done + left if limited else n
     every = run.callbacks.sync_every() or n
-    ends = [*range((done // every + 1) * every, n, every), n]
+    ends = [*range((done // every + 1) * every, n, every), n] if n > done else []
     state, acc, first_bad = trainer.state, run.metrics, run.first_bad
     for start, end in zip([done, *ends[:-1]], ends):
         part = (indices[..., start:end, :], mask[..., start:end, :])
-        state, acc, first_bad = fns.epoch(state, *data, *part, acc, first_bad)
+        state, acc, first_bad = fns.epoch(state, data, *part, acc, first_bad)
         trainer.state, run.metrics, run.first_bad, run.batch = state, acc, first_bad, end
         run.callbacks.on_train_batch_end(trainer, end, end - start)
         if trainer.stop_training:
             return
+    trainer.stop_training = trainer.stop_training or limited
 
 
 def _stepped_epoch(trainer, run: Run, fns: Compiled) -> None:
     """The epoch as one compiled step per batch."""
     state, acc, first_bad = trainer.state, run.metrics, run.first_bad
-    for batch in run.adapter.batches(run.epoch, run.batch):
+    left = run.steps_left(run.batch)
+    limited = left is not None and run.batch + left < run.num_batches
+    batches = run.adapter.batches(run.epoch, run.batch)
+    if limited:  # max_steps ends the run inside this epoch
+        batches = itertools.islice(batches, left)
+    for batch in batches:
         state, acc, first_bad = fns.step(state, acc, first_bad, batch)
         trainer.state, run.metrics, run.first_bad = state, acc, first_bad
         run.batch += 1
         run.callbacks.on_train_batch_end(trainer, run.batch, 1)
         if trainer.stop_training:
             return
+    trainer.stop_training = trainer.stop_training or limited
 
 
 def evaluate(strategy, fns: Compiled, state, adapter, empty) -> dict:

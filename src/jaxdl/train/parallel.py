@@ -78,6 +78,8 @@ class Single:
     batch_axis = 0  # the axis of the examples in the outputs of ``predict``
 
     def check_batch_size(self, batch_size: int) -> int:
+        """The training batch size, refused with a message when the devices cannot share
+        it evenly (one device takes any size)."""
         return batch_size
 
     def plan(self, adapter, epoch: int):
@@ -97,11 +99,13 @@ class Single:
         return -(-batch_size // self.num_devices) * self.num_devices
 
     def place_state(self, state):
+        """The train state on the strategy's device (as it is, without a device)."""
         return state if self.device is None else jax.device_put(state, self.device)
 
-    def place_data(self, x: np.ndarray, y: np.ndarray):
-        """The training set on the device(s), for epochs that gather their batches there."""
-        return jax.device_put((x, y), self.device)
+    def place_data(self, data: dict):
+        """The training set ({"x", "y"[, "weight"]}) on the device(s), for epochs that
+        gather their batches there."""
+        return jax.device_put(data, self.device)
 
     def place_batch(self, batch: dict) -> dict:
         """A batch on the device(s) ahead of its step; a streaming pipeline's batch holds
@@ -109,7 +113,7 @@ class Single:
         return jax.device_put(batch, self.device)
 
     def compile_epoch(self, train_step: Callable) -> Callable:
-        """``(state, x, y, indices, mask, acc, first_bad) -> (state, acc, first_bad)``."""
+        """``(state, data, indices, mask, acc, first_bad) -> (state, acc, first_bad)``."""
         return jax.jit(steps.make_epoch_runner(train_step), donate_argnums=(0,))
 
     def compile_step(self, train_step: Callable) -> Callable:
@@ -175,10 +179,11 @@ class Pmap(_Multi):
         )
 
     def place_state(self, state):
+        """The train state replicated on every local device."""
         return jax.device_put(state, self.replicated)
 
-    def place_data(self, x, y):
-        return jax.device_put((x, y), self.replicated)
+    def place_data(self, data):
+        return jax.device_put(data, self.replicated)
 
     def place_batch(self, batch):
         """Rows split over the devices; the step's reshape to (devices, B / devices) keeps
@@ -187,12 +192,12 @@ class Pmap(_Multi):
 
     def compile_epoch(self, train_step):
         run = self._pmap(
-            steps.make_epoch_runner(train_step), (None, None, None, 1, 1, None, None), donate=(0,)
+            steps.make_epoch_runner(train_step), (None, None, 1, 1, None, None), donate=(0,)
         )
 
-        def call(state, x, y, indices, mask, acc, first_bad):
+        def call(state, data, indices, mask, acc, first_bad):
             indices, mask = self._split((indices, mask), axis=1)
-            return run(state, x, y, indices, mask, acc, first_bad)
+            return run(state, data, indices, mask, acc, first_bad)
 
         return call
 
@@ -286,11 +291,12 @@ class Sharded(_Multi):
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
     def place_state(self, state):
+        """The train state on the mesh: replicated, or sharded for "fsdp"."""
         self._state_shardings = self.state_shardings(state)
         return self._put(state, self._state_shardings)
 
-    def place_data(self, x, y):
-        return self._put((x, y), self.replicated)
+    def place_data(self, data):
+        return self._put(data, self.replicated)
 
     def place_batch(self, batch):
         """The global batch from each process's rows, split over the mesh's data axis."""
@@ -306,16 +312,16 @@ class Sharded(_Multi):
             train_step, constrain=lambda b: jax.lax.with_sharding_constraint(b, self.rows)
         )
 
-        def epoch(state, x, y, indices, mask, acc, first_bad):
-            state, acc, first_bad = run(state, x, y, indices, mask, acc, first_bad)
+        def epoch(state, data, indices, mask, acc, first_bad):
+            state, acc, first_bad = run(state, data, indices, mask, acc, first_bad)
             return self._keep_state_sharding(state), acc, first_bad
 
         compiled = jax.jit(epoch, donate_argnums=(0,))
 
-        def call(state, x, y, indices, mask, acc, first_bad):
+        def call(state, data, indices, mask, acc, first_bad):
             indices, mask = self._put((indices, mask), self.columns)
             acc, first_bad = self._put((acc, first_bad), self.replicated)
-            return compiled(state, x, y, indices, mask, acc, first_bad)
+            return compiled(state, data, indices, mask, acc, first_bad)
 
         return call
 
@@ -350,6 +356,7 @@ class Sharded(_Multi):
 
 
 STRATEGIES = ("auto", "single", "pmap", "sharded", "fsdp")
+"""The names ``Trainer(strategy=...)`` and :func:`get_strategy` take."""
 
 
 def get_strategy(strategy="auto", devices: Sequence[jax.Device] | None = None):

@@ -20,10 +20,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl import _checks
-from jaxdl.data.adapters import ArrayAdapter, is_source
+from jaxdl.data.adapters import (
+    ArrayAdapter,
+    as_source,
+    is_source,
+)
 from jaxdl.graphs import GraphsTuple, check_graph
-from jaxdl.optimizer import Optimizer
-from jaxdl.train import inputs, loop, parallel, steps, tasks
+from jaxdl.optimizer import Optimizer, ema_params
+from jaxdl.train import inputs, loop, modes, parallel, steps, tasks
 from jaxdl.train import precision as precision_lib
 from jaxdl.train.callbacks import (
     CallbackList,
@@ -34,6 +38,7 @@ from jaxdl.train.callbacks import (
 )
 from jaxdl.train.checkpointing import Checkpoint
 from jaxdl.train.export import describe_model, export_model
+from jaxdl.train.lr_finder import LRFinderResult, find_learning_rate
 from jaxdl.train.stablehlo import export_stablehlo
 from jaxdl.train.state import TrainState, create_train_state
 from jaxdl.train.transfer import Pretrained
@@ -46,19 +51,33 @@ class Trainer:
       model: a Flax Linen module mapping (B, *input_shape) to (B, outputs). If its
         ``__call__`` takes ``train``, it is called with ``train=True`` in training.
       loss: a task (``jaxdl.tasks.Supervised``, ``ELBO``, ``GAN``), or what makes one: a
-        name of ``jaxdl.losses.LOSSES`` or a callable returning per-example values (B,)
-        (a ``Supervised`` task), "elbo" (a ``VAE``) or "gan" (a ``GAN``). Unlabelled tasks
-        take the features alone.
+        name of ``jaxdl.losses.LOSSES`` or a custom loss ``loss(outputs, targets) -> (B,)``,
+        one value per example of the model's outputs (B, ...) and the targets (B, ...),
+        averaged over the batch's real rows by the steps (a ``Supervised`` task); one loss
+        per output of a model of several outputs (``{"digit": "cross_entropy", "size":
+        "mse"}``; weights with ``jaxdl.tasks.Supervised(loss, loss_weights=...)``); "elbo"
+        (a ``VAE``) or "gan" (a ``GAN``). Unlabelled tasks take the features alone.
       optimizer: a name of ``jaxdl.optim.OPTIMIZERS``, a ``jaxdl.Optimizer`` description
         (schedule, penalties, clipping, groups, freezing, accumulation, the non-finite
         policy), or any ``optax.GradientTransformation``.
       learning_rate: with an optimizer by name (default 1e-3).
-      metrics: names of ``jaxdl.metrics.METRICS``; the loss is always reported. Default:
-        the task's (accuracy for a ``Supervised`` task, none for the others).
+      metrics: names of ``jaxdl.metrics.METRICS`` and custom metrics: functions
+        ``fn(outputs (B, ...), targets (B, ...), mask (B,) bool) -> (total, count)``, two
+        scalars summed over the batch's real rows (mask True), reported as the data set's
+        sum of ``total`` over its sum of ``count`` under ``fn.__name__``; or metric state
+        classes (``empty``, ``from_batch``, ``merge``, ``compute``, reported under their
+        ``name``; the protocol is in ``jaxdl.metrics``' docstring). For a loss per output,
+        a dict of them per output (``{"digit": ["accuracy"]}``, reported as
+        "digit_accuracy"). The loss is always reported. Default: the task's (a
+        ``Supervised`` task: accuracy for a classification loss, "cross_entropy",
+        "sparse_cross_entropy" or "binary_cross_entropy", none for regression and other
+        losses; none for the other tasks).
       seed: fixes initialisation, shuffling, dropout and augmentation.
       steps_per_call: "epoch" runs a whole epoch as one compiled ``lax.scan`` over data held
         on the device; 1 runs one compiled step per batch; "auto" picks "epoch" for array
-        data sets up to 1 GiB. Batch sources and streams run one step per call.
+        data sets up to 1 GiB, except on the CPU for a step that holds convolutions
+        (``jaxdl.train.modes``; the choice is logged and kept as ``mode_chosen``). Batch
+        sources and streams run one step per call.
       checkpoint: a folder or a ``jaxdl.Checkpoint`` callback: the run is saved there
         (Orbax), ``fit(resume=True)`` continues from it and SIGINT/SIGTERM stop it cleanly.
       strategy: how the steps use the devices (``jaxdl.parallel``): "single", "pmap",
@@ -68,6 +87,18 @@ class Trainer:
       pretrained: weights to start from (``jaxdl.train.transfer.Pretrained``, or its
         source: an exported model folder, a checkpoint folder, a variables dict or a
         fitted Trainer).
+
+    Example:
+      >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+      >>> y = (x[:, 0] > 0).astype(np.int32)  # two classes
+      >>> trainer = jaxdl.Trainer(jaxdl.models.MLP((8, 2)), learning_rate=1e-2)
+      >>> history = trainer.fit(x, y, epochs=2, batch_size=16, verbose=False)
+      >>> sorted(history), len(history["loss"])  # one value per epoch
+      (['accuracy', 'loss', 'lr'], 2)
+      >>> sorted(trainer.evaluate(x, y))
+      ['accuracy', 'loss']
+      >>> trainer.predict(x[:3]).shape, trainer.predict_classes(x[:3]).shape  # logits, labels
+      ((3, 2), (3,))
     """
 
     def __init__(
@@ -110,7 +141,9 @@ class Trainer:
         self.broken: str | None = None  # why the state may hold NaN (NonFiniteLossError)
         self.epoch, self.stop_training, self.run = 0, False, None
         self.input_shape: tuple[int, ...] | None = None
+        self.mode_chosen: str | int | None = None  # what steps_per_call="auto" took
         self.output_shape: tuple[int, ...] | None = None
+        self.output_struct = None  # ShapeDtypeStructs of the model's outputs, once known
         self.num_outputs: int | None = None
         self._compiled: loop.Compiled | None = None
         self.task.check(self)
@@ -122,20 +155,33 @@ class Trainer:
 
     @property
     def num_classes(self) -> int:
+        """The class count the metrics are built for: the size of the last axis of the
+        model's outputs (``num_outputs``); 2 when that is 1 (a binary classifier's single
+        logit), when the outputs are several arrays, or before ``init`` has seen them."""
         return self.num_outputs if self.num_outputs and self.num_outputs > 1 else 2
 
     # ------------------------------------------------------------------ set-up
 
-    def init(self, x_sample, total_steps: int = 1, steps_per_epoch: int = 1) -> TrainState:
+    def init(
+        self,
+        x_sample,
+        total_steps: int = 1,
+        steps_per_epoch: int = 1,
+        learning_rate_factor: bool = False,
+    ) -> TrainState:
         """Create the state from one batch of features (B, *input_shape), or from the inputs
-        of one batch of a batch source (e.g. a padded ``GraphsTuple``); ``fit`` calls it."""
+        of one batch of a batch source (e.g. a padded ``GraphsTuple``); ``fit`` calls it.
+        ``learning_rate_factor``: build in the factor ``ReduceLROnPlateau`` scales."""
         if isinstance(x_sample, np.ndarray | jax.Array | list):
             x_sample = _checks.as_features(x_sample, "x")[:1]
             self.input_shape = tuple(x_sample.shape[1:])
             self._input_kind = x_sample.dtype.kind
         self._input_features = inputs.feature_shapes(x_sample)
         tx = self.optimizer.build(
-            total_steps, steps_per_epoch, per_network=self.task.per_network(self.model)
+            total_steps,
+            steps_per_epoch,
+            per_network=self.task.per_network(self.model),
+            learning_rate_factor=learning_rate_factor,
         )
         state = create_train_state(self.model, tx, x_sample, self.seed, self.precision)
         if self.pretrained is not None:
@@ -149,6 +195,7 @@ class Trainer:
         """The model's outputs for ``x_sample`` from their shapes alone (no compile): the
         class count and output shape the targets are checked against."""
         out = jax.eval_shape(steps.predict_step, state, x_sample)
+        self.output_struct = out  # the outputs' shapes and dtypes, any pytree
         self.num_outputs, self.output_shape = None, None
         if isinstance(out, jax.ShapeDtypeStruct):
             self.num_outputs = int(out.shape[-1]) if out.ndim >= 2 else 1
@@ -187,30 +234,59 @@ class Trainer:
 
     def fit(
         self,
-        data,
+        x,
+        y=None,
+        *,
         epochs: int = 1,
         batch_size: int = 32,
         validation_data=None,
+        validation_split: float = 0.0,
+        validation_freq: int = 1,
+        sample_weight=None,
         callbacks: Sequence = (),
         shuffle: bool = True,
         verbose: bool = True,
         resume: bool = False,
+        max_steps: int | None = None,
+        steps_per_epoch: int | None = None,
+        fast_dev_run: bool = False,
     ) -> dict[str, list[float]]:
         """Train for ``epochs`` epochs and return the history.
 
         Args:
-          data: (x, y) arrays or a data set with ``.x`` (N, *input_shape) and ``.y`` (N,) or
-            (N, *target_shape) (features alone for an unlabelled task); or a batch source
-            that serves its own fixed-shape batches (``jaxdl.graphs.GraphDataset``,
-            ``NodeDataset``); or a streaming ``jaxdl.data.Pipeline``, read by its threads
-            while the step runs, a resumed run reading on from the checkpoint's batch.
-          validation_data: the same kind, evaluated after every epoch into ``val_*`` entries.
+          x: the features (N, *input_shape), or a dict or tuple of feature arrays (a model of
+            several inputs), with their targets ``y``. Or, with ``y`` left out: (x, y) arrays
+            or a data set with ``.x`` and ``.y`` (features alone for an unlabelled task); a
+            batch source that serves its own fixed-shape batches
+            (``jaxdl.graphs.GraphDataset``, ``NodeDataset``); or a streaming
+            ``jaxdl.data.Pipeline``, read by its threads while the step runs, a resumed run
+            reading on from the checkpoint's batch.
+          y: the targets (N,) or (N, *target_shape), or a dict or tuple of them (a model of
+            several outputs, with a loss per output: ``jaxdl.tasks.Supervised``).
+          epochs: epochs to train (with ``resume``, counted from the start of the run).
+          validation_data: the same kinds as ``x``, evaluated after every
+            ``validation_freq``-th epoch into ``val_*`` entries.
+          validation_split: a fraction in (0, 1) of array data held out for validation
+            instead. The rows are drawn once, before any shuffling, with the trainer's seed;
+            for class labels each class is split on its own (stratified), so the
+            validation set keeps the classes' proportions. Their sample weights go with them.
+          validation_freq: validate after every this many epochs (the ``val_*`` lists then
+            hold one value per validated epoch).
+          sample_weight: (N,) non-negative weights of array data's examples: each example's
+            loss is multiplied by its weight (the objective is ``sum(w * l) / N``, as with
+            ``class_weight``); the history's training numbers stay unweighted.
           callbacks: a list of :class:`Callback`, e.g. ``EarlyStopping``, ``CSVLogger``.
           verbose: show a progress bar and a line of numbers per epoch.
           resume: continue from the newest checkpoint (``Trainer(checkpoint=...)``; start
             fresh when there is none); ``epochs`` then counts from the start of the run, so
             running the same script again after an interruption ends where the
             uninterrupted run would, with the same parameters and history.
+          max_steps: stop once the state has taken this many training steps (batches) in
+            all, inside an epoch if it comes there; the history holds the complete epochs.
+          steps_per_epoch: an epoch is the first this many batches of each epoch's order
+            (for a long stream, or to validate more often); at most the data's batches.
+          fast_dev_run: a smoke test: one training batch, one validation batch and
+            ``predict`` on one batch, with no checkpoint written; returns that history.
 
         Returns:
           {metric: [value per epoch]}, the loss first, then ``val_`` entries.
@@ -218,31 +294,55 @@ class Trainer:
         Raises:
           NonFiniteLossError: the loss became NaN or infinite; the message names the step.
         """
+        data = inputs.paired(x, y)
         user_callbacks = callbacks_argument(callbacks)
         if resume and self.checkpoint is None:
             raise ValueError("fit(resume=True) needs Trainer(checkpoint=...)")
         if not resume:
             self._require_finite()
         batch_size = _checks.check_inference_batch_size(batch_size)  # an int >= 1
-        adapter = inputs.adapter_for(self, data, batch_size, "data", shuffle=shuffle, train=True)
-        loop.check_epochs(epochs, resume, adapter.num_batches(0))
+        validation_freq = _checks.check_int(validation_freq, "validation_freq")
+        if max_steps is not None:
+            max_steps = _checks.check_int(max_steps, "max_steps")
+        if fast_dev_run:
+            epochs, steps_per_epoch, max_steps = 1, 1, None
+        if sample_weight is not None and self.task.unlabelled:
+            raise ValueError(f"sample_weight: the {self.task.name} task takes no weights")
+        data, validation_data, sample_weight, val_weight = inputs.held_out(
+            self, data, validation_data, validation_split, sample_weight
+        )
+        options = {"shuffle": shuffle, "train": True, "sample_weight": sample_weight}
+        adapter = inputs.adapter_for(self, data, batch_size, "data", **options)
+        per_epoch = inputs.limited(adapter, steps_per_epoch, "steps_per_epoch").num_batches(0)
+        loop.check_epochs(epochs, resume, per_epoch)
         if self.state is None:
-            per_epoch = adapter.num_batches(0)
-            self.init(adapter.sample(), total_steps=epochs * per_epoch, steps_per_epoch=per_epoch)
-            adapter = inputs.adapter_for(
-                self, data, batch_size, "data", shuffle=shuffle, train=True
+            factor = any(getattr(c, "needs_learning_rate_factor", False) for c in user_callbacks)
+            self.init(
+                adapter.sample(),
+                total_steps=epochs * per_epoch,
+                steps_per_epoch=per_epoch,
+                learning_rate_factor=factor,
             )
+            adapter = inputs.adapter_for(self, data, batch_size, "data", **options)
         inputs.check_adapter(self, adapter, "data", training=True)
+        adapter = inputs.limited(adapter, steps_per_epoch, "steps_per_epoch")
         validate = None
         if validation_data is not None:
             val = inputs.adapter_for(
-                self, validation_data, self._inference_batch(batch_size), "validation_data"
+                self,
+                validation_data,
+                self._inference_batch(batch_size),
+                "validation_data",
+                sample_weight=val_weight,
             )
             inputs.check_adapter(self, val, "validation_data", training=False)
+            val = inputs.limited(val, 1 if fast_dev_run else None, "validation_data")
             validate = lambda state: self._evaluate_adapter(val, state)
         self.task.prepare(adapter.targets(), self.num_outputs)
         fns = self.compiled()
         first, last = self._builtin_callbacks(verbose)
+        if fast_dev_run:
+            last = [c for c in last if c is not self.checkpoint]
         run = loop.Run(
             adapter=adapter,
             epochs=int(epochs) if resume else self.epoch + int(epochs),
@@ -250,8 +350,13 @@ class Trainer:
             empty=self.empty_metrics,
             resume=resume,
             names=self.task.metric_names(self.metrics),
+            validation_freq=validation_freq,
+            max_steps=max_steps,
         )
-        return loop.fit(self, run, fns, self._mode(adapter), validate)
+        history = loop.fit(self, run, fns, self._mode(adapter), validate)
+        if fast_dev_run and not self.task.unlabelled:
+            self.predict(adapter.sample())
+        return history
 
     def _builtin_callbacks(self, verbose: bool) -> tuple[list, list]:
         """The callbacks every fit runs: before the user's, the non-finite policy and the
@@ -261,14 +366,31 @@ class Trainer:
         return [NonFiniteCheck(), History()], last
 
     def _mode(self, adapter):
+        """The loop's mode for ``adapter``: "epoch" or steps per call; "auto" chooses by the
+        data's size and the step's program (``jaxdl.train.modes``), and says so."""
         if adapter.kind != "arrays":
             return 1  # a source's batches are built on the host, one call each
-        if self.steps_per_call == "auto":
-            return "epoch" if adapter.fits_on_device() else 1
-        return self.steps_per_call
+        if self.steps_per_call != "auto":
+            return self.steps_per_call
+        if not adapter.fits_on_device():
+            mode, reason = 1, "one compiled step per batch: the data is too large to hold"
+        else:
+            mode, reason = modes.choose(
+                self.compiled().train_step, self.state, next(adapter.batches(0))
+            )
+        modes.announce(mode, reason)
+        self.mode_chosen = mode
+        return mode
 
     def _inference_batch(self, batch_size) -> int:
         return self.strategy.inference_batch_size(_checks.check_inference_batch_size(batch_size))
+
+    def find_learning_rate(self, data, **options) -> LRFinderResult:
+        """The learning-rate range test on ``data``; the trainer is left exactly as it was.
+        ``jaxdl.train.lr_finder.find_learning_rate`` describes the options (``min_lr``,
+        ``max_lr``, ``num_steps``, ``batch_size``, ``smooth``, ``stop_factor``, ``suggest``)
+        and the result."""
+        return find_learning_rate(self, data, **options)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -292,7 +414,7 @@ class Trainer:
             "model": describe_model(self.model),
             **self.task.config(),
             "optimizer": self.optimizer.config(),
-            "metrics": list(self.metrics),
+            "metrics": [str(m) for m in self.metrics],
             "seed": self.seed,
             "strategy": self.strategy.name,
             "precision": self.precision,
@@ -365,15 +487,41 @@ class Trainer:
         values = loop.evaluate(self.strategy, self.compiled(), state, adapter, self.empty_metrics())
         return loop.ordered(values, self.task.metric_names(self.metrics))
 
-    def evaluate(self, data, batch_size: int = 256) -> dict[str, float]:
-        """Loss and metrics over every example of ``data`` ((x, y), ``.x``/``.y``, or a batch
-        source such as ``jaxdl.graphs.GraphDataset``).
+    def _state_with(self, weights: str) -> TrainState:
+        """The state whose parameters are ``weights``: "current" or "ema" (the average an
+        ``Optimizer(ema=...)`` keeps)."""
+        if weights == "current":
+            return self.state
+        if weights != "ema":
+            raise ValueError(f"weights: expected 'current' or 'ema', got {weights!r}")
+        averaged = ema_params(self.state.opt_state, self.state.params)
+        if averaged is None:
+            raise ValueError(
+                "weights='ema': the optimizer keeps no average of the parameters; give it "
+                "one with jaxdl.Optimizer(..., ema=0.999)"
+            )
+        return self.state.replace(params=averaged)
+
+    def evaluate(
+        self, x, y=None, *, batch_size: int = 256, sample_weight=None, weights: str = "current"
+    ) -> dict[str, float]:
+        """Loss and metrics over every example of the data: ``evaluate(x, y)``, or one
+        argument as ``fit`` takes it ((x, y), ``.x``/``.y``, or a batch source such as
+        ``jaxdl.graphs.GraphDataset``).
 
         Batches are padded to ``batch_size`` and masked, so each example counts exactly once.
+        ``sample_weight`` (N,): the loss is ``sum(w * l) / N`` and each metric weighs every
+        example by its weight, as Keras reports them. ``weights="ema"`` evaluates the
+        average of the parameters (``jaxdl.Optimizer(ema=...)``) instead of the current ones;
+        the batch statistics are the current ones either way.
         """
         self._require_state()
+        state = self._state_with(weights)
+        data = inputs.paired(x, y)
         batch_size = _checks.check_inference_batch_size(batch_size)
-        adapter = inputs.adapter_for(self, data, batch_size, "data")
+        if sample_weight is not None and self.task.unlabelled:
+            raise ValueError(f"sample_weight: the {self.task.name} task takes no weights")
+        adapter = inputs.adapter_for(self, data, batch_size, "data", sample_weight=sample_weight)
         if isinstance(adapter, ArrayAdapter):
             adapter.batch_size = self.strategy.inference_batch_size(
                 min(batch_size, adapter.num_examples)
@@ -381,32 +529,62 @@ class Trainer:
         elif adapter.kind == "stream":
             adapter.batch_size = self.strategy.inference_batch_size(batch_size)
         inputs.check_adapter(self, adapter, "data", training=False)
-        return self._evaluate_adapter(adapter, self.state)
+        return self._evaluate_adapter(adapter, state)
 
-    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+    def predict(
+        self, x, batch_size: int = 256, *, weights: str = "current", output: str = "logits"
+    ) -> np.ndarray:
         """Model outputs as a NumPy array.
 
-        ``x`` is features (N, *input_shape) -> (N, outputs); a ``GraphsTuple`` -> the model's
-        output for that graph (e.g. (num_nodes, classes)); a ``GraphDataset`` -> one row per
-        graph, in order.
+        ``x`` is features (N, *input_shape) -> (N, outputs), or a dict or tuple of feature
+        arrays (a model of several inputs); a ``GraphsTuple`` -> the model's output for
+        that graph (e.g. (num_nodes, classes)); a ``GraphDataset`` -> one row per graph, in
+        order. A model of several outputs gives their pytree, each (N, ...).
+        ``weights="ema"``: the outputs of the average of the parameters
+        (``jaxdl.Optimizer(ema=...)``) instead of the current ones.
+
+        ``output``: "logits" (default), the outputs as the model gives them; "probabilities"
+        (:meth:`predict_proba`): a softmax over the last axis for a multi-class loss
+        ("cross_entropy", ...), a sigmoid for "binary_cross_entropy" (a single logit (N, 1)
+        -> the positive class's probability (N, 1)); "classes" (:meth:`predict_classes`):
+        the arg-max over the last axis, (N, C) -> (N,), or 1 where the probability exceeds
+        0.5 for a sigmoid output, (N, 1) -> (N,). A regression loss ("mse", "mae", "msle")
+        has no classes: refused with a ValueError before anything runs. The details per
+        loss: ``jaxdl.tasks.Supervised.output_transform``.
         """
         self._require_state()
+        convert = self.task.output_transform(output)  # refused before anything runs
+        state = self._state_with(weights)
         batch_size = _checks.check_inference_batch_size(batch_size)
         if is_source(x):
             adapter = inputs.adapter_for(self, x, batch_size, "x")
             if adapter.kind == "stream":
                 adapter.batch_size = self.strategy.inference_batch_size(batch_size)
-        elif not isinstance(x, np.ndarray | jax.Array | list):  # a pytree such as a graph
+        elif isinstance(x, GraphsTuple) or not isinstance(
+            x, np.ndarray | jax.Array | list | dict | tuple
+        ):
             if isinstance(x, GraphsTuple):
                 check_graph(x, "x")  # inside the compiled call it could not be checked
             inputs.check_features(self, x, "x")
-            return np.asarray(jax.device_get(self.compiled().predict(self.state, x)))
+            return convert(np.asarray(jax.device_get(self.compiled().predict(state, x))))
         else:
-            x = _checks.as_features(x, "x", self.input_shape)
-            size = self.strategy.inference_batch_size(min(batch_size, len(x)))
-            adapter = ArrayAdapter(x, np.zeros(len(x), np.int32), size)
+            adapter = as_source(
+                (x, None), 1, name="x", unlabelled=True, input_shape=self.input_shape
+            )
+            size = self.strategy.inference_batch_size(min(batch_size, adapter.num_examples))
+            adapter.batch_size = size
         inputs.check_adapter(self, adapter, "x", training=False)
-        return loop.predict(self.strategy, self.compiled(), self.state, adapter)
+        return convert(loop.predict(self.strategy, self.compiled(), state, adapter))
+
+    def predict_proba(self, x, batch_size: int = 256, *, weights: str = "current") -> np.ndarray:
+        """``predict(x, output="probabilities")``: class probabilities, (N, C) rows that sum
+        to one for a multi-class model, (N, 1) for a single-logit binary one."""
+        return self.predict(x, batch_size, weights=weights, output="probabilities")
+
+    def predict_classes(self, x, batch_size: int = 256, *, weights: str = "current") -> np.ndarray:
+        """``predict(x, output="classes")``: the predicted class of each example, (N,) int64
+        (the arg-max of the logits, or a single logit above 0)."""
+        return self.predict(x, batch_size, weights=weights, output="classes")
 
     def __repr__(self) -> str:
         name = self.optimizer.name if isinstance(self.optimizer.name, str) else "optax"

@@ -47,7 +47,7 @@ class Members(Single):
         return {name: np.array([m[name] for m in per_member]) for name in per_member[0]}
 
     def compile_epoch(self, train_step):
-        run = jax.vmap(steps.make_epoch_runner(train_step), in_axes=(0, None, None, 0, 0, 0, 0))
+        run = jax.vmap(steps.make_epoch_runner(train_step), in_axes=(0, None, 0, 0, 0, 0))
         return jax.jit(run, donate_argnums=(0,))
 
     def compile_step(self, train_step):

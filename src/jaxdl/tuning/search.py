@@ -44,6 +44,7 @@ class Distribution:
             )
 
     def sample(self, rng: np.random.Generator):
+        """One value drawn from ``rng`` (a NumPy ``Generator``), rounded for an integer range."""
         if self.log:
             value = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         else:
@@ -216,8 +217,9 @@ def run_search(
         k-fold cross-validation on ``data`` (the score is the mean over the folds).
       build: ``build(config, num_classes, seed) -> Trainer``; ``config["epochs"]`` (10) and
         ``config["batch_size"]`` (``batch_size``) go to ``fit``.
-      metric, mode: what is scored, and whether higher ("max") or lower ("min") is better;
-        "auto" is min for losses and errors, max otherwise.
+      metric: what is scored, a key of ``Trainer.evaluate``'s result.
+      mode: whether higher ("max") or lower ("min") is better; "auto" is min for losses
+        and errors, max otherwise.
     """
     if hasattr(data, "train") and hasattr(data, "validation"):
         validation_data = data.validation if validation_data is None else validation_data

@@ -64,7 +64,8 @@ class Sweep(Trainer):
       configs: K dicts with the same keys: ``learning_rate``, an optional ``seed`` (int) and
         any numeric option of the optimizer (``weight_decay``, ``momentum``, ...), e.g.
         ``[{"learning_rate": 1e-3, "seed": 0}, {"learning_rate": 3e-3, "seed": 1}]``.
-      loss, metrics: as for ``Trainer``.
+      loss: as for ``Trainer``.
+      metrics: as for ``Trainer``.
       optimizer: a name of ``jaxdl.optim.OPTIMIZERS`` or a ``jaxdl.Optimizer``; its
         schedule, penalties, clipping and fixed options apply to every member.
 
@@ -95,9 +96,12 @@ class Sweep(Trainer):
     def __len__(self) -> int:
         return len(self.configs)
 
-    def init(self, x_sample, total_steps: int = 1, steps_per_epoch: int = 1) -> TrainState:
+    def init(
+        self, x_sample, total_steps: int = 1, steps_per_epoch: int = 1, learning_rate_factor=False
+    ) -> TrainState:
         """The stacked state: member ``k`` initialised from its seed, with its hyperparameters
-        in its optimizer state. ``x_sample``: (1, *input_shape)."""
+        in its optimizer state. ``x_sample``: (1, *input_shape). A sweep has no learning-rate
+        factor (``ReduceLROnPlateau`` refuses sweeps)."""
         x_sample = _checks.as_features(x_sample, "x")[:1]
         self.input_shape, self._input_kind = tuple(x_sample.shape[1:]), x_sample.dtype.kind
         names = sorted(_hyperparameters(self.configs[0]))
@@ -129,11 +133,11 @@ class Sweep(Trainer):
             hyper[name] = jnp.asarray(value, jnp.result_type(hyper[name]))
         return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
 
-    def fit(self, data, epochs: int = 1, batch_size: int = 32, validation_data=None, **kw):
-        """Train every member for ``epochs`` epochs (``Trainer.fit``'s other arguments
-        apply). Returns {metric: (epochs, K) array}, with ``val_`` entries."""
+    def fit(self, x, y=None, **kw):
+        """Train every member (``Trainer.fit``'s arguments). Returns {metric: (epochs, K)
+        array}, with ``val_`` entries."""
         kw.setdefault("verbose", False)
-        history = super().fit(data, epochs, batch_size, validation_data, **kw)
+        history = super().fit(x, y, **kw)
         return {name: np.stack(values) for name, values in history.items()}
 
     def _builtin_callbacks(self, verbose):
