@@ -42,6 +42,27 @@ def lint(session):
 
 
 @nox.session
+def docs(session):
+    """The documentation site, built with warnings as errors into build/site/: the guide's
+    snippets run while it builds (their printed output and figures go into the pages), the
+    API reference is generated from the docstrings, and a broken link, anchor or
+    cross-reference fails the build. Then the docstrings' examples and the reference's
+    coverage of the public API are checked."""
+    session.install("-e", ".[docs,test]")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+    session.run("pytest", "-q", "--runslow", "tests/test_api_reference.py")
+
+
+@nox.session
+def weights(session):
+    """The pretrained-weight converters against the real libraries (torchvision's ResNets
+    and Hugging Face's BERT built with random weights; nothing is downloaded)."""
+    session.install("-e", ".[test,weights]")
+    session.run("pytest", "-q", "--runslow", "tests/models/test_pretrained.py", *session.posargs)
+
+
+@nox.session
 def examples(session):
     """Every example with --quick: a smoke run of seconds each."""
     session.install("-e", ".")

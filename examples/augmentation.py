@@ -6,8 +6,12 @@ degrees, Gaussian noise, cutout, and all of them composed. A supervised task,
 ``Trainer(model, loss=jaxdl.tasks.Supervised(augment=...))``, runs the same functions inside
 the compiled step, on training batches only.
 
-Command: ``python examples/augmentation.py`` (about 5 s); it writes
+Command: ``python examples/augmentation.py`` (about 8 s); it writes
 ``runs/examples/augmentation/augmented.png``. ``--quick`` is the same run.
+
+Full run: python examples/augmentation.py
+Time: about 8 s on 2 CPU cores
+Reaches: a picture, runs/examples/augmentation/augmented.png (no number to reach)
 """
 
 import argparse
@@ -55,4 +59,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

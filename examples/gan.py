@@ -11,6 +11,10 @@ Expect a score of about 7.8 for 1000 samples (seed 0: 7.79, seed 1: 7.86; real t
 channel is what keeps the generator from collapsing onto one digit here: without it the score
 stays below 4 after 100 epochs. ``--quick`` for a smoke run; ``--dataset mnist`` trains on
 MNIST through TFDS where it can be downloaded.
+
+Full run: python examples/gan.py
+Time: about 80 s on 2 CPU cores
+Reaches: classifier score 7.8 for 1000 samples (real test digits 9.6)
 """
 
 import argparse
@@ -46,6 +50,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for pictures and numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
     (x_train, y_train), (x_test, y_test) = load(args.dataset, args.seed)
     shape = x_train.shape[1:]
     epochs = 2 if args.quick else args.epochs
@@ -96,4 +105,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

@@ -10,6 +10,10 @@ Command: ``python examples/graph_classification.py`` (960 training graphs of 8-2
 sum readout 0.542, MLP on mean node features 0.467); ``--quick`` for a smoke run;
 ``--dataset ogbg_molpcba`` trains on OGB's 350k molecules (128 assays, missing labels masked)
 on a machine that can download them and reports the test mean average precision.
+
+Full run: python examples/graph_classification.py
+Time: about 12 s on 2 CPU cores
+Reaches: test accuracy: MessagePassingNet 1.000, GCN (sum readout) 0.542, MLP 0.467
 """
 
 import argparse
@@ -102,6 +106,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for pictures and numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
     out = os.path.join(args.out, f"graph_classification_{args.dataset}")
     os.makedirs(out, exist_ok=True)
     if args.dataset == "cycles_or_trees":
@@ -114,4 +123,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

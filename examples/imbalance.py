@@ -14,6 +14,10 @@ Command: ``python examples/imbalance.py`` (35 s on 2 cores of an AMD EPYC). Meas
 oversampling find three quarters of it, and rank it better: PR-AUC rose in 4 of 5 seeds
 with weights and in 5 of 5 oversampled (recall and macro F1 rose in every seed).
 ``--quick`` for a smoke run (one seed, 2 epochs).
+
+Full run: python examples/imbalance.py
+Time: about 35 s on 2 CPU cores
+Reaches: rare-class recall 0.48 as is, 0.75 with class weights, 0.74 oversampled (5 seeds)
 """
 
 import argparse
@@ -66,6 +70,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for the numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
     data = jaxdl.data.load(args.dataset, seed=0)
     kept = max(1, round(args.keep * np.sum(data.train.y == args.rare)))
     print(f"class {args.rare}: {kept} of its {np.sum(data.train.y == args.rare)} examples kept")
@@ -94,4 +103,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

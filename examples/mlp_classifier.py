@@ -1,8 +1,12 @@
 """Train an MLP classifier with the Python API: early stopping, test metrics and pictures.
 
-Command: ``python examples/mlp_classifier.py`` (digits, about 5 s on 2 CPU cores; test
-accuracy about 0.975 with early stopping). ``--quick`` runs 3 epochs;
+Command: ``python examples/mlp_classifier.py`` (digits, about 8 s on 2 CPU cores; test
+accuracy about 0.967 with early stopping). ``--quick`` runs 3 epochs;
 ``--dataset moons|spirals|xor`` picks another embedded data set.
+
+Full run: python examples/mlp_classifier.py
+Time: about 8 s on 2 CPU cores
+Reaches: test accuracy 0.967 on the digits, with early stopping
 """
 
 import argparse
@@ -18,6 +22,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for pictures and numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
 
     data = jaxdl.data.load(args.dataset, seed=0)
     classes = data.info.num_classes
@@ -58,4 +67,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

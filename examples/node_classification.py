@@ -8,6 +8,10 @@ The club (34 members, 78 friendships; it ships with NetworkX) split between its 
 Command: ``python examples/node_classification.py`` (GCN, 100 full-graph steps: 2 s on 2 cores
 of an AMD EPYC; accuracy on the 32 unlabelled members 0.97, seeds 0-4 give 0.94-0.97);
 ``--model gat`` for graph attention; ``--quick`` for a smoke run.
+
+Full run: python examples/node_classification.py
+Time: about 2 s on 2 CPU cores
+Reaches: accuracy 0.97 on the 32 unlabelled members
 """
 
 import argparse
@@ -30,6 +34,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for pictures and numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
 
     graph, labels = karate_club()
     labelled = np.zeros(len(labels), bool)
@@ -70,4 +79,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

@@ -4,6 +4,10 @@ Command: ``python examples/rnn_sequences.py`` (42 s on 2 cores of an AMD EPYC, j
 LSTM and GRU read each 8x8 digit as 8 steps of 8 pixels: test accuracy 0.967 and 0.972. On
 the adding problem with sequences of 50 steps (predicting the mean: MSE 0.165) the LSTM
 reaches a test MSE of 0.0002 and the simple RNN 0.049. ``--quick`` for a smoke run.
+
+Full run: python examples/rnn_sequences.py
+Time: about 42 s on 2 CPU cores
+Reaches: digits: LSTM 0.967, GRU 0.972; adding problem MSE: LSTM 0.0002, simple RNN 0.049
 """
 
 import argparse
@@ -21,6 +25,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for the numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
     results = {}
 
     digits = jaxdl.data.load(args.dataset, seed=0, image=True)
@@ -52,4 +61,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

@@ -12,6 +12,10 @@ Command: ``python examples/streaming.py`` (digits as 8x8 images, 12 epochs, twic
 uninterrupted run's, max difference 0.0). ``--dataset mnist`` (or another TFDS image
 set) streams the prepared TFDS files through ``jaxdl.data.stream``; ``--quick`` for a
 smoke run.
+
+Full run: python examples/streaming.py
+Time: about 36 s on 2 CPU cores
+Reaches: test accuracy 0.958; the resumed run's parameters equal the uninterrupted run's
 """
 
 import argparse
@@ -68,6 +72,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for the numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
     epochs = 2 if args.quick else args.epochs
     train, test, info = pipelines(args)
     out = os.path.join(args.out, f"streaming_{args.dataset}")
@@ -107,4 +116,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

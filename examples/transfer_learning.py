@@ -16,6 +16,10 @@ nothing for 5-9 (a probe of the pretrained features is no better than one of ran
 ``--dataset mnist`` runs the same on MNIST where it can be downloaded (not measured here).
 The mechanics are tested in tests/train/test_transfer.py.
 ``--quick`` for a smoke run.
+
+Full run: python examples/transfer_learning.py
+Time: about 45 s on 2 CPU cores
+Reaches: 5-9 test accuracy: scratch 0.90, fine-tuned 0.82, frozen backbone 0.65
 """
 
 import argparse
@@ -40,6 +44,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for the numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
 
     if args.dataset == "digits":
         data = jaxdl.data.load("digits", seed=0, image=True)
@@ -92,4 +101,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

@@ -5,6 +5,10 @@ The encoder reverses held-out sequences of 16 tokens from a vocabulary of 10 wit
 accuracy; the decoder-only ``TransformerLM`` trained on CPython's own documentation (it ships
 with Python) reaches 2.36 bits per character on held-out text and writes a sample made with
 ``generate`` (K/V cache). ``--quick`` for a smoke run.
+
+Full run: python examples/transformers.py
+Time: about 118 s on 2 CPU cores
+Reaches: reversal token accuracy 1.00; character LM 2.36 bits per character
 """
 
 import argparse
@@ -23,6 +27,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for the numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
     results = {}
 
     rev = jaxdl.data.load("reverse", seed=0, n=2000 if args.quick else 20000)
@@ -71,4 +80,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

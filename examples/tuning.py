@@ -12,6 +12,10 @@ the search's best of 12 trials (Adam, lr 0.0056, one layer of 64) scores 0.973 i
 cross-validation, SGD trails; the sweep's members reach 0.972 to 0.983 test accuracy (mean
 0.980) and their ensemble 0.983.
 ``--quick`` for a smoke run.
+
+Full run: python examples/tuning.py
+Time: about 72 s on 2 CPU cores
+Reaches: search best 0.973 (3-fold CV); sweep members 0.972-0.983, ensemble 0.983
 """
 
 import argparse
@@ -30,6 +34,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for the table and plots")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
     data = jaxdl.data.load(args.dataset, seed=0)
     classes = data.info.num_classes
     out = os.path.join(args.out, f"tuning_{args.dataset}")
@@ -68,4 +77,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

@@ -11,6 +11,10 @@ nats per image against 25.3 for the independent-pixel baseline (27% lower), and 
 training images. ``--dataset mnist``
 trains on binarised MNIST through TFDS where it can be downloaded (the Flax VAE example
 reports about 104 nats); ``--quick`` for a smoke run.
+
+Full run: python examples/vae.py
+Time: about 25 s on 2 CPU cores
+Reaches: test negative ELBO 18.4 nats per image (independent-pixel baseline 25.3)
 """
 
 import argparse
@@ -49,6 +53,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for pictures and numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
     train, test = load(args.dataset, args.seed)
     shape = train.shape[1:]
     mnist = args.dataset != "digits"
@@ -123,4 +132,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()

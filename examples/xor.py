@@ -2,6 +2,10 @@
 
 Command: ``python examples/xor.py`` (about 5 s on 2 CPU cores): the linear model stays near
 chance (about 0.5 test accuracy), the MLP reaches 1.0. ``--quick`` trains fewer epochs.
+
+Full run: python examples/xor.py
+Time: about 5 s on 2 CPU cores
+Reaches: test accuracy: linear model about 0.5, MLP 1.0
 """
 
 import argparse
@@ -17,6 +21,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a smoke run of seconds")
     parser.add_argument("--out", default="runs/examples", help="folder for the numbers")
     args = parser.parse_args()
+    if args.quick:
+        print(
+            "--quick: a smoke test of the code, seconds long; its numbers teach nothing. "
+            "The full run's command, time and result are in this script's docstring."
+        )
 
     data = jaxdl.data.load(args.dataset, seed=0)
     classes = data.info.num_classes
@@ -36,4 +45,5 @@ def main():
 
 
 if __name__ == "__main__":
+    jaxdl.use_compilation_cache()  # a second run loads its compiled programs
     main()
