@@ -1,4 +1,5 @@
-"""Sessions: ``nox -s tests`` (the default run), ``lint``, ``slow``, ``examples``, ``bench``.
+"""Sessions: ``nox -s tests`` (the default run), ``lint``, ``slow``, ``docs``, ``weights``,
+``examples``, ``bench``.
 
 Each session installs jaxdl from pyproject.toml into its own virtual environment.
 """
