@@ -39,11 +39,17 @@ def cpu_model() -> str:
 
 def environment() -> dict:
     """Machine, device and library versions, the date and the command line."""
+    import importlib.metadata
+
     import flax
-    import grain
     import jax
     import jaxlib
     import optax
+
+    try:  # jaxdl imports Grain only for streams; a bare GPU image may lack it
+        grain_version = importlib.metadata.version("grain")
+    except importlib.metadata.PackageNotFoundError:
+        grain_version = None
 
     device = jax.devices()[0]
     return {
@@ -57,7 +63,7 @@ def environment() -> dict:
         "jaxlib": jaxlib.__version__,
         "flax": flax.__version__,
         "optax": optax.__version__,
-        "grain": grain.__version__,
+        "grain": grain_version,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
     }
