@@ -65,6 +65,17 @@ def held_out(trainer, data, validation_data, fraction, weight):
     return part(train), part(val), *weights
 
 
+def validation_adapter(trainer, data, batch_size: int, weight, one_batch: bool):
+    """The adapter of ``fit(validation_data=)`` (None without it), checked against the
+    model; only its first batch with ``one_batch`` (``fast_dev_run``)."""
+    if data is None:
+        return None
+    size = trainer.strategy.inference_batch_size(batch_size)
+    adapter = adapter_for(trainer, data, size, "validation_data", sample_weight=weight)
+    check_adapter(trainer, adapter, "validation_data", training=False)
+    return limited(adapter, 1 if one_batch else None, "validation_data")
+
+
 def limited(adapter, steps, name: str):
     """``adapter`` cut to its first ``steps`` batches per epoch (None: all of them)."""
     if steps is None:

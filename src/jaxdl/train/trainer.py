@@ -326,23 +326,11 @@ class Trainer:
             adapter = inputs.adapter_for(self, data, batch_size, "data", **options)
         inputs.check_adapter(self, adapter, "data", training=True)
         adapter = inputs.limited(adapter, steps_per_epoch, "steps_per_epoch")
-        validate = None
-        if validation_data is not None:
-            val = inputs.adapter_for(
-                self,
-                validation_data,
-                self._inference_batch(batch_size),
-                "validation_data",
-                sample_weight=val_weight,
-            )
-            inputs.check_adapter(self, val, "validation_data", training=False)
-            val = inputs.limited(val, 1 if fast_dev_run else None, "validation_data")
-            validate = lambda state: self._evaluate_adapter(val, state)
+        val = inputs.validation_adapter(self, validation_data, batch_size, val_weight, fast_dev_run)
+        validate = None if val is None else (lambda state: self._evaluate_adapter(val, state))
         self.task.prepare(adapter.targets(), self.num_outputs)
         fns = self.compiled()
-        first, last = self._builtin_callbacks(verbose)
-        if fast_dev_run:
-            last = [c for c in last if c is not self.checkpoint]
+        first, last = self._builtin_callbacks(verbose, checkpoint=not fast_dev_run)
         run = loop.Run(
             adapter=adapter,
             epochs=int(epochs) if resume else self.epoch + int(epochs),
@@ -358,12 +346,13 @@ class Trainer:
             self.predict(adapter.sample())
         return history
 
-    def _builtin_callbacks(self, verbose: bool) -> tuple[list, list]:
+    def _builtin_callbacks(self, verbose: bool, checkpoint: bool = True) -> tuple[list, list]:
         """The callbacks every fit runs: before the user's, the non-finite policy and the
         history; after them, the progress bar and the checkpoint (which saves what the
-        others did in the epoch, and on resume restores their state once they began)."""
-        last = ([ProgressBar()] if verbose else []) + ([self.checkpoint] if self.checkpoint else [])
-        return [NonFiniteCheck(), History()], last
+        others did in the epoch, and on resume restores their state once they began; not
+        in a ``fast_dev_run``)."""
+        saving = [self.checkpoint] if self.checkpoint and checkpoint else []
+        return [NonFiniteCheck(), History()], ([ProgressBar()] if verbose else []) + saving
 
     def _mode(self, adapter):
         """The loop's mode for ``adapter``: "epoch" or steps per call; "auto" chooses by the
@@ -381,9 +370,6 @@ class Trainer:
         modes.announce(mode, reason)
         self.mode_chosen = mode
         return mode
-
-    def _inference_batch(self, batch_size) -> int:
-        return self.strategy.inference_batch_size(_checks.check_inference_batch_size(batch_size))
 
     def find_learning_rate(self, data, **options) -> LRFinderResult:
         """The learning-rate range test on ``data``; the trainer is left exactly as it was.

@@ -140,8 +140,8 @@ class Sweep(Trainer):
         history = super().fit(x, y, **kw)
         return {name: np.stack(values) for name, values in history.items()}
 
-    def _builtin_callbacks(self, verbose):
-        first, last = super()._builtin_callbacks(verbose)
+    def _builtin_callbacks(self, verbose, checkpoint=True):
+        first, last = super()._builtin_callbacks(verbose, checkpoint)
         return first[1:], last  # a diverging member must not stop the others
 
     def _mode(self, adapter):
