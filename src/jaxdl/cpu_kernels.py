@@ -220,20 +220,46 @@ def _patches_backward(residuals, dy):
 _conv2d_patches.defvjp(_patches_forward, _patches_backward)
 
 
+def _patches_win(kh: int, kw: int, cout: int, positions: int) -> bool:
+    """Whether the windows' matrix product beats XLA:CPU's convolution (forward and gradient)
+    for a stride-1 kernel: a 1x1 kernel (the product is a plain matrix product, no copies),
+    or a kernel of at most ``_PATCHES_MAX_TAPS`` taps with at least ``_PATCHES_MIN_FEATURES``
+    output channels over at least ``_PATCHES_MIN_POSITIONS`` output positions per image.
+    Elsewhere (fewer channels or positions: the copies into the windows outweigh the
+    product's gain; wider kernels: XLA's convolution is the faster) XLA's convolution.
+    ``benchmarks/conv.py`` measures both on the shapes these bounds come from."""
+    if kh * kw == 1:
+        return True
+    return (
+        kh * kw <= _PATCHES_MAX_TAPS
+        and cout >= _PATCHES_MIN_FEATURES
+        and positions >= _PATCHES_MIN_POSITIONS
+    )
+
+
+_PATCHES_MAX_TAPS = 9  # 3x3
+_PATCHES_MIN_FEATURES = 32
+_PATCHES_MIN_POSITIONS = 100
+
+
 def conv2d(x: jax.Array, kernel: jax.Array, strides=(1, 1), padding=((0, 0), (0, 0))):
     """2-D convolution, the numbers of ``lax.conv_general_dilated``: x (B, H, W, Cin), kernel
     (kh, kw, Cin, Cout), ``padding`` ((top, bottom), (left, right)) -> (B, H', W', Cout).
 
-    With the CPU kernels, a stride-1 convolution is one matrix product over its windows,
-    unless those would take more than 256 MiB (other strides stay XLA's convolution).
+    With the CPU kernels, a stride-1 convolution where the windows' matrix product measured
+    faster than XLA:CPU's convolution is one matrix product over its windows (im2col): 1x1
+    kernels, and kernels of at most 3x3 with at least 32 output channels over at least 100
+    output positions per image; unless the windows would take more than 256 MiB. Every other
+    convolution (other strides, wider kernels, few channels or positions) is XLA's.
     """
     strides, padding = tuple(strides), tuple(map(tuple, padding))
-    if not enabled() or strides != (1, 1):
+    kh, kw, _, cout = kernel.shape
+    positions = (x.shape[1] + sum(padding[0]) - kh + 1) * (x.shape[2] + sum(padding[1]) - kw + 1)
+    if not enabled() or strides != (1, 1) or not _patches_win(kh, kw, cout, positions):
         return jax.lax.conv_general_dilated(
             x, kernel, strides, padding, dimension_numbers=_DIMENSIONS
         )
     x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-    kh, kw = kernel.shape[:2]
     if not all(isinstance(d, int) for d in x.shape):  # a symbolic batch (jax.export): its
         return _valid_conv(x, kernel)  # windows' size is unknown, so XLA's own convolution
     if x.size * kh * kw * x.dtype.itemsize <= _PATCH_BYTES:
