@@ -1,5 +1,5 @@
 """Sessions: ``nox -s tests`` (the default run), ``lint``, ``slow``, ``docs``, ``weights``,
-``examples``, ``bench``.
+``examples``, ``bench``, ``tfds``.
 
 Each session installs jaxdl from pyproject.toml into its own virtual environment.
 """
@@ -61,6 +61,14 @@ def weights(session):
     and Hugging Face's BERT built with random weights; nothing is downloaded)."""
     session.install("-e", ".[test,weights]")
     session.run("pytest", "-q", "--runslow", "tests/models/test_pretrained.py", *session.posargs)
+
+
+@nox.session
+def tfds(session):
+    """TFDS's real preparation path, offline: local builders prepared the way jaxdl prepares
+    them (array_record), with TensorFlow installed so image sets build too."""
+    session.install("-e", ".[test,tfds-build]")
+    session.run("pytest", "-q", "tests/data/test_tfds_build.py", *session.posargs)
 
 
 @nox.session

@@ -1,5 +1,6 @@
-"""Data: embedded and TFDS data sets, your own files (CSV tables, image folders), the
-streaming pipeline, splits, scaling, augmentation, class balance, batching, text to ids."""
+"""Data: embedded, TFDS and Hugging Face ("hf:NAME") data sets, your own files (CSV tables,
+image folders), the streaming pipeline, splits, scaling, augmentation, class balance,
+batching, text to ids."""
 
 from jaxdl.data import augment
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, Splits, epoch_indices

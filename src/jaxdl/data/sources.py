@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxdl._checks import check_fractions, check_seed, lookup
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, Splits
+from jaxdl.data.hf_source import is_hf_name
 from jaxdl.data.sampling import stratified_split
 from jaxdl.data.sequences import adding, pydoc_text, reverse
 from jaxdl.data.tfds_source import TFDS_SETS, load_tfds
@@ -97,7 +98,8 @@ EMBEDDED: dict[str, Callable] = {
 
 
 def names() -> list[str]:
-    """Names that :func:`load` accepts: embedded sets, then TFDS sets."""
+    """Names that :func:`load` accepts: embedded sets, then TFDS sets (and any Hugging Face
+    set as "hf:NAME", not listed)."""
     return sorted(EMBEDDED) + list(TFDS_SETS)
 
 
@@ -115,7 +117,8 @@ def load(
 
     Args:
       name: one of :func:`names`: "digits", "xor", "moons", "spirals" (classification),
-        "adding" (regression), "reverse" (a label per position), "pydoc_text" (characters).
+        "adding" (regression), "reverse" (a label per position), "pydoc_text" (characters);
+        a TFDS set; or "hf:NAME", a Hugging Face set.
       seed: fixes the generated points and the split.
       fractions: sizes of train, validation and test; the split is stratified by class.
       scaling: "standard" (zero mean, unit variance per feature), "minmax" ([0, 1]) or None;
@@ -127,8 +130,12 @@ def load(
         int32 word ids of a vocabulary built on the training split (``info.extra``);
         ``fractions`` and ``scaling`` apply to embedded sets (TFDS keeps its test split and
         holds out a tenth of its train split for validation).
-      download: for TFDS sets, fetch and prepare the files first (default False: they must
-        be prepared already).
+        "hf:NAME" loads a Hugging Face set (a Hub id or a local folder of its parquet
+        files, through ``datasets``: :func:`jaxdl.data.hf_source.load_hf`), the same way:
+        images from its Image feature, labels and class names from its ClassLabel, a text
+        column as word ids; ``data_dir`` is then the ``datasets`` cache folder.
+      download: for TFDS and Hugging Face sets, fetch and prepare the files first (default
+        False: they must be prepared or cached already; nothing is fetched).
       options: passed to the generator, e.g. ``n=``, ``noise=``, or ``image=True`` for digits
         as (8, 8, 1) images; ``vocab_size=`` and ``max_len=`` for ``imdb_reviews``.
 
@@ -144,6 +151,10 @@ def load(
       >>> splits.train.y.dtype, splits.info.num_classes, splits.info.input_shape
       (dtype('int32'), 10, (8, 8, 1))
     """
+    if is_hf_name(name):
+        from jaxdl.data.hf_source import load_hf  # imports Hugging Face datasets
+
+        return load_hf(name, seed=seed, data_dir=data_dir, download=download, **options)
     if isinstance(name, str) and name.lower() in TFDS_SETS:
         seed = check_seed(seed)
         return load_tfds(name.lower(), seed=seed, data_dir=data_dir, download=download, **options)

@@ -11,6 +11,8 @@ int32 word ids of a vocabulary built on the training split alone.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from jaxdl.data.dataset import ArrayDataset, DatasetInfo, Splits
@@ -23,25 +25,95 @@ TEXT_SETS = ("imdb_reviews",)
 TFDS_SETS = IMAGE_SETS + TEXT_SETS
 
 
+# The pip packages of modules the TFDS path imports whose names differ from the module's
+_PIP_NAMES = {"tree": "dm-tree", "google": "protobuf", "PIL": "pillow"}
+
+
+def _missing_module(error: BaseException) -> ModuleNotFoundError | None:
+    """The ModuleNotFoundError behind ``error``, the one naming its module if any: TFDS
+    re-raises it with a prefix of its own and without the module's name."""
+    found = []
+    while error is not None and len(found) < 32:
+        if isinstance(error, ModuleNotFoundError):
+            found.append(error)
+        error = error.__cause__ or error.__context__
+    return next((e for e in found if e.name), found[0] if found else None)
+
+
+def _missing_package(name: str, missing: ModuleNotFoundError) -> ModuleNotFoundError:
+    named = re.search(r"No module named '([^']+)'", str(missing))
+    module = (missing.name or (named.group(1) if named else str(missing))).split(".")[0]
+    if module == "tensorflow":
+        return ModuleNotFoundError(
+            f"Preparing the TFDS data set {name!r} needs TensorFlow (TFDS encodes its records "
+            'with it); install it with: pip install "jaxdl[tfds-build]". Reading sets that '
+            f"are prepared already needs no TensorFlow. ({missing})",
+            name=module,
+        )
+    package = _PIP_NAMES.get(module, module)
+    return ModuleNotFoundError(
+        f"The TFDS data set {name!r} cannot be read: tensorflow-datasets imports the module "
+        f"{module!r}, which is not installed. Install it with: pip install {package} "
+        f"(reinstalling jaxdl installs it too). ({missing})",
+        name=module,
+    )
+
+
 def _not_prepared(name: str, data_dir, error: Exception) -> FileNotFoundError:
     where = data_dir or "the default TFDS folder (~/tensorflow_datasets or $TFDS_DATA_DIR)"
     return FileNotFoundError(
         f"TFDS data set {name!r} is not prepared in {where}. Download it once on a machine "
-        f"with internet: jaxdl.data.load({name!r}, download=True) (or `tfds build {name}`), "
-        f"then pass data_dir= pointing at that folder. ({type(error).__name__}: {error})"
+        f"with internet: jaxdl.data.load({name!r}, download=True) (or `tfds build {name} "
+        f"--file_format=array_record`), then pass data_dir= pointing at that folder. "
+        f"({type(error).__name__}: {error})"
+    )
+
+
+def _prepared_without_random_access(name: str, builder, tfds) -> ValueError | None:
+    """The error for a set TFDS prepared in a format it cannot read by index (TFRecord, the
+    format of ``tfds build`` and of TensorFlow's ``tfds.load``), or None."""
+    try:  # an unprepared builder names TFDS's default format: only prepared files count
+        formats = builder.info.available_file_formats() if builder.is_prepared() else set()
+    except Exception:  # a builder that cannot tell: the not-prepared message stands
+        return None
+    readable = set(tfds.core.FileFormat.with_random_access())
+    if not formats or formats & readable:
+        return None
+    found = ", ".join(sorted(f.value for f in formats))
+    return ValueError(
+        f"TFDS data set {name!r} is prepared in {builder.data_dir} as {found}, which TFDS "
+        "cannot read by index without TensorFlow; jaxdl reads array_record files. Convert it "
+        "once, in place, with TFDS's command line (it needs TensorFlow and the packages it "
+        'imports: pip install "jaxdl[tfds-build]" apache-beam mlcroissant): '
+        f"tfds convert_format --dataset_version_dir={builder.data_dir} "
+        "--out_file_format=array_record"
     )
 
 
 def data_source(name: str, split: str, *, data_dir: str | None = None, download: bool = False):
-    """(TFDS random-access data source of ``split``, the data set's ``tfds`` info)."""
-    import tensorflow_datasets as tfds
+    """(TFDS random-access data source of ``split``, the data set's ``tfds`` info).
 
+    With ``download=True`` a set not prepared yet is downloaded and prepared as array_record
+    files, the format TFDS's data sources read by index.
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ModuleNotFoundError as error:
+        raise _missing_package(name, error) from error
+
+    builder = None
     try:
         builder = tfds.builder(name, data_dir=data_dir)
         if download:
-            builder.download_and_prepare()
+            builder.download_and_prepare(file_format="array_record")
         source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
     except Exception as error:  # TFDS raises several types for a missing or unreachable set
+        missing = _missing_module(error)
+        if missing is not None:
+            raise _missing_package(name, missing) from error
+        unreadable = builder and _prepared_without_random_access(name, builder, tfds)
+        if unreadable:
+            raise unreadable from error
         raise _not_prepared(name, data_dir, error) from error
     return source, builder.info
 
@@ -58,6 +130,31 @@ def _info(name: str, tfds_info, input_shape, **fields) -> DatasetInfo:
         name, label.num_classes, tuple(input_shape), tuple(label.names),
         description=f"TFDS {name}", **fields,
     )  # fmt: skip
+
+
+def float_images(images) -> np.ndarray:
+    """(N, H, W, C) float32 in [0, 1] from N uint8 images (a list or an array); grey images
+    of shape (H, W) get a channel axis of 1."""
+    x = np.stack(images) if isinstance(images, list | tuple) else np.asarray(images)
+    if x.ndim == 3:
+        x = x[..., None]
+    return x.astype(np.float32) / np.float32(255.0)
+
+
+def hold_out(y: np.ndarray, validation_fraction: float, seed: int) -> list[np.ndarray]:
+    """Sorted (fit, validation) indices of a train split, stratified by label."""
+    return stratified_split(y, (1 - validation_fraction, validation_fraction), seed)
+
+
+def encode_texts(texts, test_texts, fit, vocab_size: int, max_len: int):
+    """(vocabulary built on ``texts[fit]``, (N, max_len) ids of ``texts``, of ``test_texts``)."""
+    vocabulary = Vocabulary.build([texts[i] for i in fit], vocab_size)
+    return vocabulary, vocabulary.encode(texts, max_len), vocabulary.encode(test_texts, max_len)
+
+
+def text_extra(vocabulary: Vocabulary) -> dict:
+    """``DatasetInfo.extra`` of a set of word ids."""
+    return {"vocabulary": vocabulary, "vocab_size": len(vocabulary), "pad_id": 0}
 
 
 def _splits(x, y, x_test, y_test, fit, validation, info) -> Splits:
@@ -80,10 +177,9 @@ def load_tfds_images(
     """Load a TFDS image classification set as :class:`Splits` of float32 NHWC images."""
     train, tfds_info = data_source(name, "train", data_dir=data_dir, download=download)
     test, _ = data_source(name, "test", data_dir=data_dir)
-    scale = lambda images: np.stack(images).astype(np.float32) / 255.0
     (x, y), (x_test, y_test) = _read(train, "image"), _read(test, "image")
-    x, x_test = scale(x), scale(x_test)
-    fit, validation = stratified_split(y, (1 - validation_fraction, validation_fraction), seed)
+    x, x_test = float_images(x), float_images(x_test)
+    fit, validation = hold_out(y, validation_fraction, seed)
     return _splits(x, y, x_test, y_test, fit, validation, _info(name, tfds_info, x.shape[1:]))
 
 
@@ -107,13 +203,9 @@ def load_tfds_text(
     train, tfds_info = data_source(name, "train", data_dir=data_dir, download=download)
     test, _ = data_source(name, "test", data_dir=data_dir)
     (texts, y), (test_texts, y_test) = _read(train, "text"), _read(test, "text")
-    fit, validation = stratified_split(y, (1 - validation_fraction, validation_fraction), seed)
-    vocabulary = Vocabulary.build([texts[i] for i in fit], vocab_size)
-    x, x_test = vocabulary.encode(texts, max_len), vocabulary.encode(test_texts, max_len)
-    info = _info(
-        name, tfds_info, (max_len,), scalable=False,
-        extra={"vocabulary": vocabulary, "vocab_size": len(vocabulary), "pad_id": 0},
-    )  # fmt: skip
+    fit, validation = hold_out(y, validation_fraction, seed)
+    vocabulary, x, x_test = encode_texts(texts, test_texts, fit, vocab_size, max_len)
+    info = _info(name, tfds_info, (max_len,), scalable=False, extra=text_extra(vocabulary))
     return _splits(x, y, x_test, y_test, fit, validation, info)
 
 
@@ -134,23 +226,33 @@ def stream(
     max_len: int = 256,
     **pipeline_options,
 ) -> Pipeline:
-    """A :class:`Pipeline` reading ``split`` of a TFDS set record by record.
+    """A :class:`Pipeline` reading ``split`` of a TFDS set (or, for a name "hf:NAME", of a
+    Hugging Face set: :func:`jaxdl.data.hf_source.stream_hf`) record by record.
 
     Image records become float32 (H, W, C) in [0, 1] and int32 labels. Text records become
     (max_len,) int32 word ids of ``vocabulary`` (default: one built on the whole train
     split, read once). ``pipeline_options`` go to :class:`Pipeline` (``augment=``,
     ``num_threads=``, ...); ``split`` takes TFDS's slicing syntax ("train[:90%]").
     """
+    if isinstance(name, str) and name.startswith("hf:"):
+        from jaxdl.data.hf_source import stream_hf  # imports Hugging Face datasets
+
+        return stream_hf(
+            name, split, data_dir=data_dir, download=download, vocabulary=vocabulary,
+            max_len=max_len, **pipeline_options,
+        )  # fmt: skip
     if name not in TFDS_SETS:
-        raise ValueError(f"stream: expected a TFDS set of {', '.join(TFDS_SETS)}, got {name!r}")
+        raise ValueError(
+            f"stream: expected a TFDS set of {', '.join(TFDS_SETS)} or 'hf:NAME' (a Hugging "
+            f"Face set), got {name!r}"
+        )
     source, tfds_info = data_source(name, split, data_dir=data_dir, download=download)
     if name in TEXT_SETS:
         if vocabulary is None:
             train = source if split == "train" else data_source(name, "train", data_dir=data_dir)[0]
             vocabulary = Vocabulary.build(_read(train, "text")[0])
         decode = lambda r: (vocabulary.encode([r["text"]], max_len)[0], np.int32(r["label"]))
-        extra = {"vocabulary": vocabulary, "vocab_size": len(vocabulary), "pad_id": 0}
-        info = _info(name, tfds_info, (max_len,), scalable=False, extra=extra)
+        info = _info(name, tfds_info, (max_len,), scalable=False, extra=text_extra(vocabulary))
     else:
         decode = None  # TFDS image dicts: Pipeline's default
         info = _info(name, tfds_info, tfds_info.features["image"].shape)
