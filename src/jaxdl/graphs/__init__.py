@@ -16,6 +16,7 @@ from jaxdl.graphs.graph import (
     edge_graph_index,
     edge_mask,
     from_adjacency,
+    from_jraph,
     from_networkx,
     graph_mask,
     make_graph,
@@ -28,6 +29,7 @@ from jaxdl.graphs.graph import (
     segment_mean,
     segment_softmax,
     segment_sum,
+    to_jraph,
     unbatch,
 )
 
@@ -40,6 +42,7 @@ __all__ = [
     "edge_graph_index",
     "edge_mask",
     "from_adjacency",
+    "from_jraph",
     "from_networkx",
     "graph_mask",
     "make_graph",
@@ -54,5 +57,6 @@ __all__ = [
     "segment_mean",
     "segment_softmax",
     "segment_sum",
+    "to_jraph",
     "unbatch",
 ]

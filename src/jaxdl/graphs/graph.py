@@ -9,6 +9,9 @@ so it never changes what real nodes and graphs compute; the masks say which rows
 Host-side functions (``batch``, ``unbatch``, ``pad_graphs_to``, ``pack_graphs``,
 ``from_networkx``, ``from_adjacency``) work on NumPy arrays; the segment operations and masks
 are JAX functions that run inside compiled code.
+
+``to_jraph`` and ``from_jraph`` convert to and from ``jraph.GraphsTuple``, whose field order
+``GraphsTuple`` shares.
 """
 
 from __future__ import annotations
@@ -26,14 +29,18 @@ from jaxdl import _checks
 class GraphsTuple(NamedTuple):
     """One graph, or many graphs batched into one (a jraph-style named tuple; a JAX pytree).
 
+    The fields come in ``jraph.GraphsTuple``'s order (``receivers`` before ``senders``), so
+    even a positional conversion such as ``jraph.GraphsTuple(*graph)`` keeps every edge's
+    direction; ``to_jraph`` and ``from_jraph`` convert by field name.
+
     With N nodes, E directed edges and G graphs in total:
 
     Attributes:
       nodes: (N, F) node features, or None.
       edges: (E, F_e) edge features, or None.
-      senders: (E,) int32, index of the node each edge leaves.
       receivers: (E,) int32, index of the node each edge enters. An undirected edge is stored
         as two directed edges.
+      senders: (E,) int32, index of the node each edge leaves.
       globals: (G, F_g) per-graph features, or None.
       n_node: (G,) int32, the number of nodes of each graph; the nodes of graph g are the
         ``n_node[g]`` rows after those of graphs 0..g-1.
@@ -50,8 +57,8 @@ class GraphsTuple(NamedTuple):
 
     nodes: Any
     edges: Any
+    receivers: Any  # before senders, as in jraph: positional code written for jraph stays right
     senders: Any
-    receivers: Any
     globals: Any
     n_node: Any
     n_edge: Any
@@ -304,6 +311,67 @@ def from_networkx(graph, node_features=None) -> GraphsTuple:
     else:
         features = node_features
     return make_graph(senders, receivers, nodes=features)
+
+
+# ---------------------------------------------------------------------- jraph
+
+
+def _jraph(caller: str):
+    # jraph is optional: only these conversions need it, and nothing else in jaxdl imports it
+    try:
+        import jraph
+    except ImportError as error:
+        raise ImportError(
+            f"{caller} needs jraph, which is not installed: pip install jraph"
+        ) from error
+    return jraph
+
+
+def _type_name(value) -> str:
+    # both libraries call their class GraphsTuple, so the bare name would not tell them apart
+    kind = type(value)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def to_jraph(graph: GraphsTuple):
+    """``graph`` as a ``jraph.GraphsTuple`` holding the same arrays, field by field by name.
+
+    Nothing is copied or checked, so it works on NumPy arrays, JAX arrays and inside ``jit``.
+    The two tuples list their fields in the same order (receivers before senders), so a
+    positional ``jraph.GraphsTuple(*graph)`` gives the same graph too. Needs jraph
+    (``pip install jraph``).
+
+    Args:
+      graph: a ``jaxdl.graphs.GraphsTuple`` (nodes (N, F), edges (E, F_e), receivers and
+        senders (E,), globals (G, F_g), n_node and n_edge (G,)).
+
+    Returns:
+      A ``jraph.GraphsTuple`` with the same shapes in the fields of the same names.
+    """
+    if not isinstance(graph, GraphsTuple):
+        raise TypeError(f"graph: expected a jaxdl.graphs.GraphsTuple, got {_type_name(graph)}")
+    jraph = _jraph("to_jraph")
+    return jraph.GraphsTuple(**graph._asdict())
+
+
+def from_jraph(graph) -> GraphsTuple:
+    """A ``jaxdl.graphs.GraphsTuple`` holding the arrays of a ``jraph.GraphsTuple``, by name.
+
+    Nothing is copied or checked (``check_graph`` checks the structure when wanted), so it
+    works inside ``jit`` too. The field orders match, so ``GraphsTuple(*graph)`` would give
+    the same graph. Needs jraph (``pip install jraph``).
+
+    Args:
+      graph: a ``jraph.GraphsTuple`` (nodes (N, F), edges (E, F_e), receivers and senders
+        (E,), globals (G, F_g), n_node and n_edge (G,)).
+
+    Returns:
+      A ``jaxdl.graphs.GraphsTuple`` with the same shapes in the fields of the same names.
+    """
+    jraph = _jraph("from_jraph")
+    if not isinstance(graph, jraph.GraphsTuple):
+        raise TypeError(f"graph: expected a jraph.GraphsTuple, got {_type_name(graph)}")
+    return GraphsTuple(**graph._asdict())
 
 
 # ---------------------------------------------------------------------- batching and padding

@@ -32,7 +32,10 @@ def _register_graphs() -> None:
     """Let a program whose inputs are graphs be written and read (the registry is JAX's own,
     so a program of graphs needs jaxdl imported to load)."""
     try:
-        jax_export.register_namedtuple_serialization(GraphsTuple, serialized_name="jaxdl.Graphs")
+        # the name changed with the field order (receivers before senders, as jraph's), so
+        # a program written with the old order fails to load instead of swapping its edges
+        name = "jaxdl.GraphsTuple"
+        jax_export.register_namedtuple_serialization(GraphsTuple, serialized_name=name)
     except ValueError:  # registered already, in this process
         pass
 
