@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from hf_files import numbered_images, write_hub_folder, write_mnist
 
 import jaxdl
 
@@ -13,35 +14,11 @@ datasets = pytest.importorskip("datasets")
 CIFAR_NAMES = "airplane automobile bird cat deer dog frog horse ship truck".split()
 
 
-def write_hub_folder(folder, splits: dict, features) -> str:
-    """``splits`` {name: columns} as data/{name}-00000-of-00001.parquet, the hub's layout."""
-    (folder / "data").mkdir(parents=True)
-    for split, columns in splits.items():
-        dataset = datasets.Dataset.from_dict(columns, features=features)
-        dataset.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
-    return "hf:" + str(folder)
-
-
-def numbered_images(n: int, shape, seed: int) -> np.ndarray:
-    """uint8 images at random whose first pixel holds the example's index (n <= 256), so a
-    row read back says which example it is."""
-    images = np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8)
-    images.reshape(n, -1)[:, 0] = np.arange(n)
-    return images
-
-
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory):
     train, test = numbered_images(100, (28, 28), 0), numbered_images(20, (28, 28), 1)
-    features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])}
-    )
     labels = {"train": np.arange(100) % 10, "test": np.arange(20) % 10}
-    columns = {
-        s: {"image": list(x), "label": labels[s].tolist()}
-        for s, x in (("train", train), ("test", test))
-    }
-    name = write_hub_folder(tmp_path_factory.mktemp("mnist"), columns, features)
+    name = write_mnist(tmp_path_factory.mktemp("mnist"), train, test, labels)
     return name, train, test, labels
 
 

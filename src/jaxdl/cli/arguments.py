@@ -8,7 +8,7 @@ import os
 
 import jaxdl
 from jaxdl import optim
-from jaxdl.cli.catalog import dataset_names, model_names
+from jaxdl.cli.catalog import HF_FORM, dataset_names, model_names
 from jaxdl.cli.runfolder import read_json
 from jaxdl.data import files
 from jaxdl.train.precision import POLICIES
@@ -56,8 +56,9 @@ def _train_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "--dataset",
         default=None,
-        help=f"data set: {', '.join(dataset_names())}; or FILE.csv (with --target), or an "
-        "image folder with one folder of images per class (default: digits; reverse for "
+        help=f"data set: {', '.join(dataset_names())}; or FILE.csv (with --target), an "
+        f"image folder with one folder of images per class, or {HF_FORM}, read offline from "
+        "the datasets cache unless --download is given (default: digits; reverse for "
         "transformer, pydoc_text for transformer_lm, karate_club for gcn and gat, "
         "cycles_or_trees for graph_network)",
     )
@@ -100,9 +101,15 @@ def _train_parser(sub) -> argparse.ArgumentParser:
         default=None,
         help="keep at most this many examples of each split (a quick run)",
     )
-    p.add_argument("--data-dir", default=None, help="where TFDS data sets are prepared")
     p.add_argument(
-        "--download", action="store_true", help="download and prepare a TFDS data set first"
+        "--data-dir",
+        default=None,
+        help="where TFDS data sets are prepared (for hf:NAME: the Hugging Face datasets cache)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download and prepare a TFDS or Hugging Face (hf:NAME) data set first",
     )
     p.add_argument(
         "--epochs", type=_number(int, 1), default=40, help="passes over the training split"
@@ -220,11 +227,16 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
         help="evaluate the model of a run folder",
         description="Print the loss and metrics of a run's model on the test split of the "
         "data set it trained on, or on --dataset (every example of a file, the --split of a "
-        "named data set), with the run's scaling.",
+        "named or Hugging Face data set), with the run's scaling.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run", help="a run folder written by jaxdl train")
-    p.add_argument("--dataset", default=None, help="another data set (default: the run's)")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="another data set (default: the run's): a named one, FILE.csv, an image folder "
+        "or hf:NAME",
+    )
     p.add_argument("--target", default=None, help="the target column of a CSV --dataset")
     p.add_argument(
         "--split", default="test", choices=("train", "validation", "test"), help="which split"

@@ -1,12 +1,15 @@
-"""What trains on what: the kinds of data set each model family takes, checked from the names
-alone before anything is loaded, and ``jaxdl list``, which shows them."""
+"""What trains on what: the kinds of data set each model family takes, checked before anything
+is loaded (from the name, or for a Hugging Face set from the features it declares), and
+``jaxdl list``, which shows them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from jaxdl import data as data_lib
 from jaxdl import losses, metrics, models, optim
+from jaxdl.data import hf_source
 from jaxdl.train.precision import POLICIES
 
 # the graph data sets (jaxdl.data.graph_sets), by what they label: nodes or whole graphs
@@ -45,6 +48,10 @@ KIND_WORDS = {
     "nodes": "a graph with node labels",
     "graphs": "labelled graphs",
 }
+# how --dataset names a Hugging Face set, as usage lines and messages show it
+HF_FORM = "hf:NAME (a Hugging Face Hub id, e.g. hf:ylecun/mnist, or a local folder of its files)"
+# the kind of examples of each kind of input column of a Hugging Face set (hf_source)
+_HF_KINDS = {"image": "images", "text": "tokens"}
 # the data set of a model family when --dataset is not given (else digits)
 DEFAULT_DATASET = {
     "transformer": "reverse",
@@ -82,7 +89,11 @@ def dataset_names() -> list[str]:
 
 
 def source_of(dataset: str) -> str:
-    """Where a --dataset value points: "named", "csv" or "image_folder"."""
+    """Where a --dataset value points: "named", "csv", "image_folder" or "hf"."""
+    if hf_source.is_hf_name(dataset):
+        if dataset == hf_source.PREFIX:
+            raise ValueError(f"--dataset: expected {HF_FORM}, got {dataset!r}")
+        return "hf"
     if dataset.lower().replace("-", "_") in _NAMED_KINDS:
         return "named"
     if dataset.lower().endswith(".csv"):
@@ -91,17 +102,71 @@ def source_of(dataset: str) -> str:
         return "image_folder"
     raise ValueError(
         f"unknown data set {dataset!r}; expected one of: {', '.join(dataset_names())}, a "
-        "FILE.csv (with --target COLUMN) or an image folder (CLASS_NAME/*.png)"
+        f"FILE.csv (with --target COLUMN), an image folder (CLASS_NAME/*.png) or {HF_FORM}"
     )
 
 
-def dataset_kind(dataset: str, spec) -> tuple[str, int | None]:
-    """(kind, smallest image side or None), from the name alone (nothing is loaded)."""
+@contextlib.contextmanager
+def reading_hf(dataset: str, data_dir, download: bool):
+    """Reading a Hugging Face set: one missing from the cache is reported in the command's
+    flags (--download, --data-dir), not in the ``download=True`` of the Python call below."""
+    try:
+        yield
+    except FileNotFoundError as error:
+        if download or os.path.exists(dataset[len(hf_source.PREFIX) :]):
+            raise
+        where = data_dir or "the Hugging Face cache (~/.cache/huggingface or $HF_HOME)"
+        raise FileNotFoundError(
+            f"--dataset {dataset}: no such local folder, and no such set in {where}; "
+            "without --download nothing is fetched: pass --download once on a machine with "
+            "internet (with the same --data-dir), or name a folder of its parquet files"
+        ) from error
+
+
+def _hf_features(dataset: str, data_dir, download: bool):
+    """The features of a Hugging Face set as its Hub card, the ``datasets`` cache or the
+    schema of its parquet files declare them; only when none does is the set itself opened
+    (prepared once into the cache, which ``jaxdl.data.load`` then reads again)."""
+    datasets = hf_source._datasets()
+    path = dataset[len(hf_source.PREFIX) :]
+    local = os.path.exists(path)
+    # as jaxdl.data.load reads: the Hub only with --download, otherwise the cache
+    offline = contextlib.nullcontext() if download or local else hf_source._offline(datasets)
+    try:
+        with offline:
+            builder = datasets.load_dataset_builder(path, cache_dir=data_dir)
+    except (ConnectionError, FileNotFoundError):
+        builder = None  # open_hf below raises what is missing and how to fetch it
+    features = None if builder is None else builder.info.features
+    train = [] if builder is None else (builder.config.data_files or {}).get("train", [])
+    first = str(train[0]) if train else ""
+    if features is None and first.endswith(".parquet") and os.path.isfile(first):
+        import pyarrow.parquet as pq
+
+        # the footer alone: datasets writes the features (Image, ClassLabel) into it
+        features = datasets.Features.from_arrow_schema(pq.read_schema(first))
+    if features is None:
+        features = hf_source.open_hf(dataset, "train", data_dir=data_dir, download=download)
+        features = features.features
+    return features
+
+
+def dataset_kind(
+    dataset: str, spec, *, data_dir: str | None = None, download: bool = False
+) -> tuple[str, int | None]:
+    """(kind, smallest image side or None), from the name alone, or for a Hugging Face set
+    ("hf:NAME", read from ``data_dir`` and fetched with ``download`` as ``jaxdl.data.load``
+    does) from the features it declares: no example is read or decoded."""
     source = source_of(dataset)
     if source == "csv":
         return "features", None
     if source == "image_folder":
         return "images", None
+    if source == "hf":
+        with reading_hf(dataset, data_dir, download):
+            features = _hf_features(dataset, data_dir, download)
+        kind = hf_source._columns(features, dataset, None, None)[1]
+        return _HF_KINDS[kind], None  # the image size is known once the images are decoded
     name = dataset.lower().replace("-", "_")
     kind = _NAMED_KINDS[name]
     if name == "digits" and spec.inputs == "vector" and spec.objective == "supervised":
@@ -111,7 +176,7 @@ def dataset_kind(dataset: str, spec) -> tuple[str, int | None]:
 
 def check_combination(args, spec) -> None:
     """Refuse a model and a data set that do not go together, before anything is loaded."""
-    kind, side = dataset_kind(args.dataset, spec)
+    kind, side = dataset_kind(args.dataset, spec, data_dir=args.data_dir, download=args.download)
     if source_of(args.dataset) == "image_folder":
         side = args.image_size
     accepted = _accepts(spec)
@@ -121,23 +186,29 @@ def check_combination(args, spec) -> None:
             f"data set {args.dataset!r} holds {KIND_WORDS[kind]}: use one of "
             f"{', '.join(_fitting_sets(spec))}"
         )
-    if spec.name in IMAGENET_RESNETS and side is not None and side < _MIN_IMAGENET_SIDE:
-        raise ValueError(
-            f"model {spec.name!r} is built for images of at least {_MIN_IMAGENET_SIDE}x"
-            f"{_MIN_IMAGENET_SIDE} (its stages halve the resolution three times, so "
-            f"{side}x{side} images end as maps of {max(side // 8, 1)}x{max(side // 8, 1)} "
-            "pixels or less); use cnn or resnet20 for smaller images"
-        )
-    if spec.name == "gan" and side is not None and side % 4:
-        raise ValueError(
-            f"model 'gan' generates images whose height and width are multiples of 4; data set "
-            f"{args.dataset!r} has {side}x{side} images"
-        )
+    if side is not None:
+        check_image_size(spec, args.dataset, side, side)
     source = source_of(args.dataset)
     if source == "csv" and not args.target:
         raise ValueError(f"--dataset {args.dataset}: a CSV file needs --target COLUMN")
     if source != "csv" and (args.target or args.features):
         raise ValueError("--target and --features are for --dataset FILE.csv")
+
+
+def check_image_size(spec, dataset: str, height: int, width: int) -> None:
+    """Refuse images too small for an ImageNet ResNet, or that the GAN cannot generate."""
+    if spec.name in IMAGENET_RESNETS and min(height, width) < _MIN_IMAGENET_SIDE:
+        raise ValueError(
+            f"model {spec.name!r} is built for images of at least {_MIN_IMAGENET_SIDE}x"
+            f"{_MIN_IMAGENET_SIDE} (its stages halve the resolution three times, so "
+            f"{height}x{width} images end as maps of {max(height // 8, 1)}x"
+            f"{max(width // 8, 1)} pixels or less); use cnn or resnet20 for smaller images"
+        )
+    if spec.name == "gan" and (height % 4 or width % 4):
+        raise ValueError(
+            f"model 'gan' generates images whose height and width are multiples of 4; data set "
+            f"{dataset!r} has {height}x{width} images"
+        )
 
 
 def _fitting_sets(spec) -> list[str]:
@@ -155,6 +226,8 @@ def _fitting_sets(spec) -> list[str]:
         sets.append("FILE.csv")
     if "images" in accepted:
         sets.append("IMAGE_FOLDER" + (" (--image-size 32 or more)" if big else ""))
+    if "images" in accepted or "tokens" in accepted:
+        sets.append("hf:NAME" + (" (images of 32x32 or more)" if big else ""))
     return sets
 
 
@@ -175,7 +248,8 @@ def list_names(args) -> int:
     """Print what each flag of ``jaxdl train`` accepts, and which models train on what."""
     rows = {
         "models": model_names(),
-        "datasets": dataset_names() + ["FILE.csv --target COLUMN", "IMAGE_FOLDER/CLASS/*.png"],
+        "datasets": dataset_names()
+        + ["FILE.csv --target COLUMN", "IMAGE_FOLDER/CLASS/*.png", "hf:NAME"],
         "optimizers": sorted(optim.OPTIMIZERS),
         "schedules": list(optim.SCHEDULES),
         "losses": sorted(losses.LOSSES),

@@ -3,15 +3,16 @@ its training split, and what the model expects written as ``preprocessing.json``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from jaxdl import data as data_lib
 from jaxdl._checks import lookup
-from jaxdl.cli.catalog import GRAPH_SETS, dataset_kind, source_of
+from jaxdl.cli.catalog import GRAPH_SETS, dataset_kind, reading_hf, source_of
 from jaxdl.cli.runfolder import RUN_FORMAT
-from jaxdl.data import files
+from jaxdl.data import files, hf_source
 from jaxdl.data.dataset import ArrayDataset
 from jaxdl.data.tfds_source import TFDS_SETS
 from jaxdl.data.transforms import SCALERS, MinMaxScaler, Standardizer
@@ -24,7 +25,8 @@ class Data:
     ``train``/``validation``/``test`` are ``ArrayDataset`` (features as read, unscaled), or
     ``NodeDataset``/``GraphDataset`` for graph sets; ``kind`` is one of
     ``KIND_WORDS``; ``task`` is "classification", "regression", "sequence" or
-    "language_model"; ``source`` says where it came from (stored in preprocessing.json).
+    "language_model"; ``source`` says where it came from (stored in preprocessing.json):
+    "named", "csv", "image_folder" or "hf" (a Hugging Face set), with what reloads it.
     """
 
     train: object
@@ -72,6 +74,8 @@ def load_raw(config, spec) -> Data:
         where = {"source": "image_folder", "path": splits.info.extra["path"]}
         where |= {"image_size": config.image_size, "channels": splits.info.extra["channels"]}
         return Data(*_limited(splits, config.limit), splits.info, "images", where)
+    if source == "hf":
+        return _load_hf(config)
     name = dataset.lower().replace("-", "_")
     if name in GRAPH_SETS:
         return _load_graphs(name, seed, config.limit)
@@ -82,6 +86,24 @@ def load_raw(config, spec) -> Data:
         splits = data_lib.load(name, seed=seed, scaling=None, **options)
     kind = dataset_kind(name, spec)[0]
     where = {"source": "named", "name": name, "options": options}
+    return Data(*_limited(splits, config.limit), splits.info, kind, where)
+
+
+def _load_hf(config) -> Data:
+    """A Hugging Face set ("hf:NAME") as ``jaxdl.data.load`` splits it: its test split, and
+    a stratified tenth of its train split held out for validation by ``config.seed``."""
+    dataset = config.dataset
+    with reading_hf(dataset, config.data_dir, config.download):
+        splits = data_lib.load(
+            dataset, seed=config.seed, data_dir=config.data_dir, download=config.download
+        )
+    kind = "tokens" if "vocabulary" in splits.info.extra else "images"
+    # config.json keeps the seed, --limit, --data-dir and --download that reload the same
+    # splits (and, for text, the same vocabulary, built on the training part)
+    where = {"source": "hf", "name": dataset, "data_dir": config.data_dir}
+    path = dataset[len(hf_source.PREFIX) :]
+    if os.path.exists(path):
+        where["path"] = os.path.abspath(path)
     return Data(*_limited(splits, config.limit), splits.info, kind, where)
 
 
@@ -128,8 +150,8 @@ def fit_scaler(config, spec, data: Data):
             # grey levels 0..16: a fixed range keeps every image, test ones too, in [0, 1]
             return MinMaxScaler(np.zeros(1, np.float32), np.full(1, 16.0, np.float32))
         return None  # TFDS images and image folders are in [0, 1] already
-    if config.scaling == "none" or data.source["source"] == "image_folder":
-        return None
+    if config.scaling == "none" or data.source["source"] in ("image_folder", "hf"):
+        return None  # images in [0, 1] as they are read, token ids as they are
     if data.source["source"] == "named":
         named = data.source["name"]
         if named in TFDS_SETS or not data.info.scalable:

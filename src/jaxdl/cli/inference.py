@@ -188,13 +188,13 @@ def evaluate(args) -> int:
         saved.dataset, saved.limit = args.dataset, None
         saved.target = args.target or saved.target
         source = source_of(args.dataset)
-        kind = dataset_kind(args.dataset, spec)[0]
+        kind = dataset_kind(args.dataset, spec, data_dir=saved.data_dir, download=saved.download)[0]
         if kind != prep["kind"]:
             raise ValueError(
                 f"the model of {args.run} reads {KIND_WORDS[prep['kind']]}; data set "
                 f"{args.dataset!r} holds {KIND_WORDS[kind]}"
             )
-        if source == "named":
+        if source in ("named", "hf"):  # a set with splits: the --split of it
             data = load_raw(saved, spec)
             dataset = getattr(data, args.split)
             where = f"the {args.split} split of {args.dataset}"

@@ -14,7 +14,7 @@ import numpy as np
 from jaxdl import metrics, models, plotting
 from jaxdl._checks import lookup
 from jaxdl.cli.arguments import NOT_SAVED
-from jaxdl.cli.catalog import DEFAULT_DATASET, check_combination
+from jaxdl.cli.catalog import DEFAULT_DATASET, check_combination, check_image_size
 from jaxdl.cli.datasets import Data, fit_scaler, load_raw, preprocessing, scaled
 from jaxdl.cli.modelling import build_model, fit_data, format_values, loss_and_metrics
 from jaxdl.cli.runfolder import prepare_folder, write_history, write_json
@@ -76,6 +76,9 @@ def train(args) -> int:
     check_combination(args, spec)
     optimizer = Optimizer(args.optimizer, args.lr, schedule=args.schedule, l2=args.l2)
     data = load_raw(args, spec)
+    if data.source["source"] == "hf" and data.kind == "images":
+        # a Hugging Face set declares no image size: checked once its images are decoded
+        check_image_size(spec, args.dataset, *data.input_shape[:2])
     scaler = fit_scaler(args, spec, data)
     train_set, validation, test = (
         scaled(s, scaler) for s in (data.train, data.validation, data.test)
@@ -88,7 +91,8 @@ def train(args) -> int:
         raise ValueError(f"data set {args.dataset!r} has too few examples for a test split")
     loss, run_metrics = loss_and_metrics(spec, data.task)
     model = build_model(args, spec, data)
-    dataset_name = os.path.splitext(os.path.basename(os.path.normpath(args.dataset)))[0]
+    named = args.dataset.removeprefix("hf:")  # no colon in the run folder's name
+    dataset_name = os.path.splitext(os.path.basename(os.path.normpath(named)))[0]
     args.out = args.out or os.path.join(
         "runs", f"{spec.name}-{dataset_name}-{datetime.now():%Y%m%d-%H%M%S}"
     )
