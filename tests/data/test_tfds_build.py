@@ -2,10 +2,12 @@
 builders would download, and jaxdl prepares and reads them as it does a real set.
 
 Each local builder subclasses the TFDS builder of the set it stands for (same name, version,
-features), so the files it writes are the files ``tfds build`` would write, and the stock
-builder jaxdl asks for reads them back. The text set needs no TensorFlow; preparing an image
-set does (TFDS encodes images with it), so those tests run where TensorFlow is installed:
-``nox -s tfds`` (``pip install "jaxdl[tfds-build]"``).
+features), so the files it writes are the files ``tfds build`` would write; the set converted
+by ``tfds convert_format`` is read back by the stock builder, in a fresh process. The text
+set needs no TensorFlow; preparing an image set does (TFDS encodes images with it), so those
+tests run where TensorFlow is installed: ``nox -s tfds`` (``pip install "jaxdl[tfds-build]"``;
+the conversion test also needs apache-beam and mlcroissant, which the ``tfds`` command line
+imports).
 """
 
 import glob
@@ -189,27 +191,76 @@ def test_image_set_prepared_as_array_record_and_loaded(tmp_path, offline):
     assert _check_images(x, y) == [10 * i + 5 for i in range(10)]
 
 
-@pytest.mark.xfail(
-    reason="open: after tfds convert_format (in place) the set still reads as "
-    "TFRecord with tensorflow-datasets 4.9.10"
+# Loads a set in a fresh process (TFDS keeps a data set's info per process) and saves what
+# jaxdl read: the three splits of `load` and the test split streamed in batches of 4.
+_LOAD_AND_SAVE = """
+import sys
+import numpy as np
+from jaxdl import data
+
+data_dir, out = sys.argv[1:]
+s = data.load("mnist", data_dir=data_dir)
+batches = list(data.stream("mnist", "test", data_dir=data_dir).batches(4))
+keep = np.concatenate([b["mask"] for b in batches]).astype(bool)
+np.savez(
+    out, train_x=s.train.x, train_y=s.train.y, validation_x=s.validation.x,
+    validation_y=s.validation.y, test_x=s.test.x, test_y=s.test.y,
+    stream_x=np.concatenate([b["x"] for b in batches])[keep],
+    stream_y=np.concatenate([b["y"] for b in batches])[keep],
 )
+"""
+
+
+def _check_generated(x, y, examples):
+    """The rows of (x, y) are the generated ``examples`` (image, label), each once."""
+    expected = {int(image[0, 0, 0]): (image, label) for image, label in examples}
+    values = np.round(x[:, 0, 0, 0] * 255).astype(int).tolist()
+    assert sorted(values) == sorted(expected)
+    for row, label, value in zip(x, y, values):
+        image, expected_label = expected[value]
+        assert np.array_equal(row, image.astype(np.float32) / np.float32(255.0))
+        assert label == expected_label
+
+
 def test_image_set_prepared_by_tensorflow_converts_with_the_given_command(tmp_path):
     pytest.importorskip("tensorflow")
-    OfflineMnist(data_dir=str(tmp_path)).download_and_prepare(file_format="tfrecord")
+    # `tfds convert_format` imports both at start-up (they are not in jaxdl[tfds-build])
+    for module in ("apache_beam", "mlcroissant"):
+        pytest.importorskip(module, reason=f"tfds convert_format imports {module}")
+    builder = OfflineMnist(data_dir=str(tmp_path))
+    builder.download_and_prepare(file_format="tfrecord")  # as TensorFlow's `tfds build`
     with pytest.raises(ValueError, match="prepared in .* as tfrecord") as caught:
         data.load("mnist", data_dir=str(tmp_path))
     (command,) = re.findall(r"tfds convert_format \S+ \S+", str(caught.value))
-    # the `tfds` command of this environment, one worker (no process pool in a test)
+    # the advised command as a user pastes it, run by the `tfds` of this environment
     tfds_cli = os.path.join(os.path.dirname(sys.executable), "tfds")
-    args = [tfds_cli, *shlex.split(command)[1:], "--num_workers=1"]
-    subprocess.run(args, check=True, capture_output=True, timeout=300)
-    # a fresh process: TFDS keeps the data set's info of this one
-    check = (
-        "import sys; import numpy as np; from jaxdl import data; "
-        "s = data.load('mnist', data_dir=sys.argv[1]); "
-        "print(sorted(np.round(s.test.x[:, 0, 0, 0] * 255).astype(int).tolist()))"
+    converted = subprocess.run(
+        [tfds_cli, *shlex.split(command)[1:]], capture_output=True, text=True, timeout=300
     )
-    out = subprocess.run(
-        [sys.executable, "-c", check, str(tmp_path)], check=True, capture_output=True, text=True
+    assert converted.returncode == 0, converted.stderr[-3000:]
+    # in place: array_record files beside the TFRecord ones, listed as an alternative format
+    version_dir = builder.data_dir
+    prepared = json.loads(open(f"{version_dir}/dataset_info.json").read())
+    assert prepared["fileFormat"] == "tfrecord"
+    assert prepared["alternativeFileFormats"] == ["array_record"]
+    for split in ("train", "test"):
+        assert glob.glob(f"{version_dir}/mnist-{split}.tfrecord-*")
+        assert glob.glob(f"{version_dir}/mnist-{split}.array_record-*")
+    out = tmp_path / "loaded.npz"
+    loaded = subprocess.run(
+        [sys.executable, "-c", _LOAD_AND_SAVE, str(tmp_path), str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    read = np.load(out)
+    assert (len(read["train_x"]), len(read["validation_x"]), len(read["test_x"])) == (18, 2, 10)
+    assert read["train_x"].dtype == np.float32 and read["train_y"].dtype == np.int32
+    train = [(e["image"], e["label"]) for _, e in builder._generate_examples(0, 20)]
+    test = [(e["image"], e["label"]) for _, e in builder._generate_examples(20, 10)]
+    _check_generated(
+        np.concatenate([read["train_x"], read["validation_x"]]),
+        np.concatenate([read["train_y"], read["validation_y"]]),
+        train,
     )
-    assert out.stdout.strip().splitlines()[-1] == str([10 * i + 5 for i in range(10)])
+    _check_generated(read["test_x"], read["test_y"], test)
+    _check_generated(read["stream_x"], read["stream_y"], test)

@@ -83,11 +83,38 @@ def _prepared_without_random_access(name: str, builder, tfds) -> ValueError | No
     return ValueError(
         f"TFDS data set {name!r} is prepared in {builder.data_dir} as {found}, which TFDS "
         "cannot read by index without TensorFlow; jaxdl reads array_record files. Convert it "
-        "once, in place, with TFDS's command line (it needs TensorFlow and the packages it "
+        "once, in place (TFDS writes array_record files beside the TFRecord ones, which jaxdl "
+        "then reads), with TFDS's command line (it needs TensorFlow and the packages it "
         'imports: pip install "jaxdl[tfds-build]" apache-beam mlcroissant): '
         f"tfds convert_format --dataset_version_dir={builder.data_dir} "
         "--out_file_format=array_record"
     )
+
+
+def _offer_listed_formats(info, tfds) -> None:
+    """Let ``info`` offer the alternative file formats its dataset_info.json lists.
+
+    ``tfds convert_format`` converts a prepared set in place: it writes the new format's
+    files beside the old ones and adds the format to ``alternativeFileFormats`` in
+    dataset_info.json, keeping ``fileFormat``. tensorflow-datasets (4.9.10) restores that list
+    into the info's proto but not into ``info.alternative_file_formats``, the formats its data
+    sources choose from, so a TFRecord set converted to array_record would still read as
+    TFRecord alone.
+    """
+    proto = getattr(info, "as_proto", None)
+    listed = list(getattr(proto, "alternative_file_formats", ()))
+    offered = set(getattr(info, "alternative_file_formats", ()))
+    for value in listed:
+        try:
+            file_format = tfds.core.FileFormat.from_value(value)
+        except ValueError:  # a format this TFDS does not know
+            continue
+        if file_format not in offered:
+            info.add_alternative_file_format(file_format)  # adds it to the proto again
+            offered.add(file_format)
+    if listed and list(proto.alternative_file_formats) != listed:
+        del proto.alternative_file_formats[:]  # the proto as read from dataset_info.json
+        proto.alternative_file_formats.extend(listed)
 
 
 def data_source(name: str, split: str, *, data_dir: str | None = None, download: bool = False):
@@ -104,9 +131,12 @@ def data_source(name: str, split: str, *, data_dir: str | None = None, download:
     builder = None
     try:
         builder = tfds.builder(name, data_dir=data_dir)
+        _offer_listed_formats(builder.info, tfds)  # a set `tfds convert_format` converted
         if download:
             builder.download_and_prepare(file_format="array_record")
-        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+        # the builder's own data source: tfds.data_source would build one more builder, whose
+        # info offers only the format dataset_info.json names first
+        source = builder.as_data_source(split=split)
     except Exception as error:  # TFDS raises several types for a missing or unreachable set
         missing = _missing_module(error)
         if missing is not None:
