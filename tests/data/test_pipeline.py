@@ -2,12 +2,13 @@
 
 import shutil
 
+import grain
 import jax
 import numpy as np
 import pytest
 
 import jaxdl
-from jaxdl.data import Pipeline, augment, epoch_indices, global_batch, prefetch_to_device
+from jaxdl.data import Pipeline, augment, global_batch, prefetch_to_device
 
 AUGMENT = augment.compose(augment.random_translate(2), augment.gaussian_noise(0.1))
 
@@ -32,6 +33,16 @@ class Records:
         return self.x[i], self.y[i]
 
 
+def grain_order(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """Epoch ``epoch`` of Grain's own shuffle of range(n), from the documented seeding
+    (a 32-bit seed drawn by ``SeedSequence(seed)``), as (steps, batch_size) padded with 0."""
+    grain_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
+    shuffled = grain.MapDataset.range(n).shuffle(seed=grain_seed).repeat(epoch + 1)
+    order = np.array(list(shuffled[epoch * n : (epoch + 1) * n]))
+    steps = -(-n // batch_size)
+    return np.concatenate([order, np.zeros(steps * batch_size - n, int)]).reshape(steps, -1)
+
+
 def leaves_equal(a, b) -> bool:
     return all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
@@ -43,7 +54,7 @@ def test_an_epoch_serves_every_example_once_the_last_batch_padded_and_masked():
     seen = np.concatenate([b["x"][:, 0, 0, 0][b["mask"] > 0] for b in batches]).astype(int)
     assert sorted(seen) == list(range(300))
     assert batches[-1]["mask"].sum() == 300 - 4 * 64 and batches[-1]["mask"][:44].all()
-    order, _ = epoch_indices(300, 64, shuffle=True, seed=5, epoch=2)
+    order = grain_order(300, 64, seed=5, epoch=2)
     assert np.array_equal(np.stack([b["x"][:, 0, 0, 0] for b in batches]), order)
     assert np.array_equal(np.stack([b["y"] for b in batches]), y[order])
 
@@ -96,11 +107,51 @@ def test_an_augmentation_without_first_index_gets_a_key_per_batch():
 
 
 def test_resuming_at_a_batch_reads_nothing_before_it():
+    """One thread, one batch ahead: the reads are batches 3 and 4 in order (the padding
+    reads example 0), then at most the two batches of the next epoch read ahead."""
     x, y = numbered(300)
     source = Records(x, y)
-    list(Pipeline(source, num_threads=2).batches(64, shuffle=True, seed=0, start=3))
-    order, mask = epoch_indices(300, 64, shuffle=True, seed=0)
-    assert sorted(source.reads) == sorted(order[3:].ravel())  # the padding reads example 0 too
+    pipeline = Pipeline(source, num_threads=1, buffer=1)
+    assert len(list(pipeline.batches(64, shuffle=True, seed=0, start=3))) == 2
+    order = grain_order(300, 64, seed=0, epoch=0)
+    assert source.reads[: 2 * 64] == list(order[3:].ravel())
+    assert len(source.reads) <= 4 * 64
+
+
+def test_consecutive_epochs_share_one_iterator_and_its_read_ahead():
+    x, y = numbered(100)
+    pipeline = Pipeline((x, y), num_threads=2)
+    options = dict(shuffle=True, seed=3)
+    first = list(pipeline.batches(32, epoch=0, **options))
+    (live,) = pipeline._live.values()
+    second = list(pipeline.batches(32, epoch=1, **options))
+    assert pipeline._live[32, True, 3, False] is live  # carried on into epoch 1
+    for epoch, served in enumerate((first, second)):
+        expected = grain_order(100, 32, seed=3, epoch=epoch)
+        assert np.array_equal(np.stack([b["x"][:, 0, 0, 0] for b in served]), expected)
+    again = list(pipeline.batches(32, epoch=0, **options))  # back to epoch 0: a new reader
+    assert pipeline._live[32, True, 3, False] is not live and leaves_equal(again, first)
+    a, b = pipeline.batches(32, epoch=2, **options), pipeline.batches(32, epoch=2, **options)
+    assert leaves_equal(list(a), list(b))  # two open at once each read their own
+    pipeline.close()
+    assert not pipeline._live
+
+
+def test_a_grain_iterator_resumes_exactly_from_its_state():
+    """``iterator`` is Grain's: its get_state, given to a new one, continues the stream
+    batch for batch, across an epoch's end, with augmentation."""
+    x, y = numbered(90)
+    pipeline = Pipeline((x, y), augment=AUGMENT, num_threads=2)
+    options = dict(shuffle=True, seed=4, train=True)
+    reader = pipeline.iterator(16, **options)
+    for _ in range(4):
+        next(reader)
+    state = reader.get_state()
+    expected = [next(reader) for _ in range(5)]  # batches 4, 5 of epoch 0, then 0-2 of epoch 1
+    resumed = pipeline.iterator(16, **options)
+    resumed.set_state(state)
+    assert leaves_equal([next(resumed) for _ in range(5)], expected)
+    assert leaves_equal(expected[2:], list(pipeline.batches(16, epoch=1, **options))[:3])
 
 
 def test_prefetch_to_device_places_batches_ahead_in_order():
@@ -128,21 +179,28 @@ def test_global_batch_in_one_process_is_the_local_batch_laid_out_by_the_sharding
 
 
 def test_fit_on_a_pipeline_is_bit_identical_to_fit_on_the_arrays():
+    """Batches, padding, masks, validation, evaluate and predict: a stream in the source's
+    order trains as the arrays do, and a shuffled epoch as the arrays in Grain's order."""
     data = jaxdl.data.load("digits", seed=0)
     arrays = jaxdl.Trainer(jaxdl.models.MLP((32, 10)), seed=0, steps_per_call=1)
-    expected = arrays.fit(
-        data.train, epochs=2, batch_size=64, validation_data=data.validation, verbose=False
-    )
+    options = dict(epochs=2, batch_size=64, shuffle=False, verbose=False)
+    expected = arrays.fit(data.train, validation_data=data.validation, **options)
     streamed = jaxdl.Trainer(jaxdl.models.MLP((32, 10)), seed=0)
     history = streamed.fit(
-        Pipeline(data.train), epochs=2, batch_size=64, validation_data=Pipeline(data.validation),
-        verbose=False,
-    )  # fmt: skip
+        Pipeline(data.train), validation_data=Pipeline(data.validation), **options
+    )
     assert history == expected
     assert leaves_equal(streamed.state.params, arrays.state.params)
     assert streamed.evaluate(Pipeline(data.test)) == arrays.evaluate(data.test)
     predicted = streamed.predict(Pipeline(data.test))
     np.testing.assert_array_equal(predicted, arrays.predict(data.test.x))
+
+    order = grain_order(len(data.train), 64, seed=0, epoch=0).ravel()[: len(data.train)]
+    in_order = jaxdl.Trainer(jaxdl.models.MLP((32, 10)), seed=0, steps_per_call=1)
+    in_order.fit((data.train.x[order], data.train.y[order]), **{**options, "epochs": 1})
+    shuffled = jaxdl.Trainer(jaxdl.models.MLP((32, 10)), seed=0)
+    shuffled.fit(Pipeline(data.train), **{**options, "epochs": 1, "shuffle": True})
+    assert leaves_equal(shuffled.state.params, in_order.state.params)
 
 
 def test_a_streamed_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path):
@@ -156,7 +214,7 @@ def test_a_streamed_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path):
             jaxdl.models.CNN(channels=(4,), dense=(16,), num_classes=10), seed=1,
             checkpoint=jaxdl.Checkpoint(directory, every_steps=5, keep=100),
         )  # fmt: skip
-        pipeline = Pipeline(source, augment=AUGMENT, labels=data.train.y)
+        pipeline = Pipeline(source, augment=AUGMENT, labels=data.train.y, buffer=1)
         history = trainer.fit(pipeline, epochs=2, batch_size=128, verbose=False, resume=resume)
         return trainer, history, source
 
@@ -171,9 +229,10 @@ def test_a_streamed_run_resumed_inside_an_epoch_ends_bit_identical(tmp_path):
     assert history == expected
     assert leaves_equal(resumed.state.params, whole.state.params)
     assert leaves_equal(resumed.state.opt_state, whole.state.opt_state)
-    # the resumed run read one example for the model's shapes and the rest of epoch 2,
-    # never its batches 0-4 again
-    assert len(source.reads) == 1 + (steps_per_epoch - 5) * 128
+    # the resumed run read one example for the model's shapes and the rest of epoch 2 (with
+    # at most a few batches read ahead past its end), never its batches 0-4 again
+    rest = 1 + (steps_per_epoch - 5) * 128
+    assert rest <= len(source.reads) <= rest + 4 * 128 < 1 + steps_per_epoch * 128
 
 
 def test_a_standardizer_fitted_on_streamed_batches_equals_one_fitted_on_the_arrays():
@@ -210,8 +269,47 @@ def test_bad_input_is_named():
         model = jaxdl.models.MLP((4, 7))
         task = jaxdl.tasks.Supervised(class_weight="balanced")
         jaxdl.Trainer(model, loss=task).fit(unlabelled, batch_size=5, verbose=False)
+    unlabelled = Pipeline(Records(x.reshape(10, -1), y), num_threads=1, buffer=1)
     trainer = jaxdl.Trainer(jaxdl.models.MLP((4, 7)))
-    trainer.fit(unlabelled, batch_size=5, verbose=False)
-    # example 0 was read for the shapes by each trainer, and once in the epoch: no pass
-    # over the data ahead of training
-    assert unlabelled.source.reads.count(0) == 3 and len(unlabelled.source.reads) == 2 + 10
+    trainer.fit(unlabelled, batch_size=5, shuffle=False, verbose=False)
+    # example 0 was read for the model's shapes, then the epoch in order, then at most the
+    # two batches read ahead into a next epoch: no pass over the data ahead of training
+    reads = unlabelled.source.reads
+    assert reads[:11] == [0, *range(10)] and len(reads) <= 11 + 10
+    with pytest.raises(ValueError, match="num_workers must be an int >= 0"):
+        Pipeline((x, y), num_workers=-1)
+    with pytest.raises(TypeError, match="decode must pickle"):
+        lock = __import__("threading").Lock()
+        Pipeline(Records(x, y), decode=lambda r, lock=lock: r, num_workers=1)
+
+
+def test_worker_processes_serve_the_batches_the_threads_do():
+    """Two Grain worker processes (spawned, JAX on their CPU) decode and augment records:
+    the same batches, bit for bit, as one process's threads, across an epoch's end, from
+    one set of workers."""
+    x, y = numbered(70)
+    options = dict(shuffle=True, seed=2, train=True)
+    threads = Pipeline(Records(x, y), augment=AUGMENT)
+    expected = [*threads.batches(16, epoch=0, **options), *threads.batches(16, epoch=1, **options)]
+    with Pipeline(Records(x, y), augment=AUGMENT, num_workers=2, num_threads=1) as workers:
+        served = [*workers.batches(16, epoch=0, **options)]
+        (live,) = workers._live.values()
+        served += [*workers.batches(16, epoch=1, **options)]
+        assert workers._live[16, True, 2, True] is live
+    assert leaves_equal(served, expected)
+    assert all(type(b["x"]) is np.ndarray for b in served)  # copied out of shared memory
+
+
+@pytest.mark.slow
+def test_grain_state_of_the_workers_iterator_resumes_where_it_stood():
+    x, y = numbered(70)
+    pipeline = Pipeline(Records(x, y), num_workers=2, num_threads=1)
+    expected = list(Pipeline(Records(x, y)).batches(16, shuffle=True, seed=2))
+    reader = pipeline.iterator(16, shuffle=True, seed=2)
+    next(reader), next(reader)
+    state = reader.get_state()
+    reader.close()
+    resumed = pipeline.iterator(16, shuffle=True, seed=2)
+    resumed.set_state(state)
+    assert leaves_equal([dict(next(resumed)) for _ in range(3)], expected[2:5])
+    resumed.close()

@@ -57,7 +57,7 @@ source = Counted()
 streamed = jaxdl.Trainer(MLP(features=(32, 10)), seed=3, optimizer="adam", learning_rate=3e-3)
 pipeline = jaxdl.data.Pipeline(source, labels=y)
 stream_history = streamed.fit(
-    pipeline, epochs=3, batch_size=32, verbose=False, callbacks=[EpochReads()]
+    pipeline, epochs=3, batch_size=32, shuffle=False, verbose=False, callbacks=[EpochReads()]
 )
 streamed = jax.device_get(streamed.state.params)
 with open(out_path, "w") as f:

@@ -1,34 +1,42 @@
-"""A streaming input pipeline on Grain, for data sets read record by record.
+"""A streaming input pipeline built from Grain's datasets, for data read record by record.
 
 :class:`Pipeline` reads examples from any random-access source (a TFDS array-record data
-source from ``jaxdl.data.stream``, an ``ArrayDataset``, or anything with ``len`` and ``[i]``)
-and serves the fixed-shape batches ``Trainer.fit`` consumes:
+source from ``jaxdl.data.stream``, a Hugging Face table, an ``ArrayDataset``, or anything with
+``len`` and ``[i]``) and serves the fixed-shape batches ``Trainer.fit`` consumes. It is one
+Grain ``MapDataset`` per run of epochs, indexed by the batch's number ``k`` since epoch 0:
 
-- the order of an epoch is a function of ``(seed, epoch)`` alone (``epoch_indices``: the same
-  order as ``fit`` gives arrays held in memory);
-- Grain's reader threads gather, decode and augment several batches at once, ahead of the
-  step that needs them;
-- the last batch is padded (with example 0) to the full size, its padded rows masked 0;
+- the order of epoch ``e`` is Grain's seeded ``MapDataset.shuffle`` of the source's indices
+  (a different permutation per epoch), a function of ``(seed, epoch)`` alone;
+- every batch has the full size: the last one of an epoch is padded (with example 0) and its
+  padded rows masked 0, which Grain's ``batch`` does not do;
+- in a run of several processes each reads only its own rows ``[p * b, (p + 1) * b)`` of every
+  global batch (by ``jax.process_index()``); :func:`global_batch` assembles the global array
+  from the local pieces, and :func:`prefetch_to_device` copies the next batches while the step
+  runs;
 - augmentation draws each example's randomness from ``(seed, epoch, position in the epoch)``,
-  so it does not depend on the number of threads, on the batch size of a process, or on
-  where a resumed run starts;
-- batch ``b`` of an epoch is random access: ``batches(..., start=b)`` resumes there without
-  reading what came before, and ``fit`` saves ``(epoch, b)`` in its checkpoints;
-- in a run of several processes each reads only its own rows of every global batch (by
-  ``jax.process_index()``); :func:`global_batch` assembles the global array from the local
-  pieces, and :func:`prefetch_to_device` copies the next batches while the step runs.
+  so it does not depend on threads, workers, the batch size of a process, or where a resumed
+  run starts;
+- batch ``k`` is random access: ``batches(..., start=b)`` resumes there without reading what
+  came before (``fit`` saves ``(epoch, b)`` in its checkpoints), and the Grain iterator of
+  :meth:`Pipeline.iterator` resumes exactly from its ``get_state()``;
+- Grain's reader threads (``num_threads``), and with ``num_workers`` its worker processes
+  (``mp_prefetch``), read, decode and augment several batches ahead of the step. Workers
+  sidestep the GIL for decoding written in Python. One iterator serves consecutive epochs,
+  so the workers start once per run rather than once per epoch.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import jax
 import numpy as np
 
 from jaxdl.data.augment import takes_first_index
-from jaxdl.data.dataset import ArrayDataset, DatasetInfo, epoch_indices
+from jaxdl.data.dataset import ArrayDataset, DatasetInfo
 
 Decode = Callable[[object], tuple[np.ndarray, object]]
 
@@ -38,7 +46,7 @@ def _process() -> tuple[int, int]:
 
 
 class Pipeline:
-    """Batches streamed from ``source``, decoded and augmented by Grain's reader threads.
+    """Batches streamed from ``source``, decoded and augmented by Grain's threads or workers.
 
     Args:
       source: random access to examples: ``len(source)`` and ``source[i]``; or an
@@ -50,12 +58,21 @@ class Pipeline:
         ``Standardizer`` fitted on the training split (``Standardizer.fit_batches``).
       augment: ``augment(key, x, first_index=0) -> x`` on a batch, such as
         ``jaxdl.data.augment.compose(...)``, or ``augment(key, x)`` (given a key per batch,
-        so its draws depend on the batch size). It runs in the reader threads on the host
+        so its draws depend on the batch size). It runs where the batch is read, on the host
         CPU (not in the training step), for training batches only (``batches(train=True)``).
       info: the data set's ``DatasetInfo``.
       labels: (N,) the labels of every example, if known: ``Trainer`` then checks them
         against the model before training, and ``class_weight="balanced"`` uses them.
-      num_threads: reader threads, each preparing whole batches (default 4).
+      num_threads: Grain reader threads (in each worker, with ``num_workers``), each
+        preparing whole batches (default 4).
+      num_workers: Grain worker processes (``mp_prefetch``) that read, decode and augment
+        batches in parallel, each serving every ``num_workers``-th batch (default 0: threads
+        of this process only). Workers pay off when decoding holds the GIL (Python code per
+        record); they start once per iterator and are started with ``spawn``, so a script
+        using them needs the ``if __name__ == "__main__":`` guard, and ``source``,
+        ``decode``, ``transform`` and ``augment`` must pickle (with cloudpickle). If no
+        absl flags were parsed, starting workers marks them parsed (at their defaults),
+        which Grain 0.2.18 needs.
       buffer: batches prepared ahead of the one being consumed (default 8).
       process_index: which process this is, in [0, process_count): it reads rows
         ``[process_index * b, (process_index + 1) * b)`` of each global batch, ``b`` its
@@ -90,6 +107,7 @@ class Pipeline:
         info: DatasetInfo | None = None,
         labels=None,
         num_threads: int = 4,
+        num_workers: int = 0,
         buffer: int = 8,
         process_index: int | None = None,
         process_count: int | None = None,
@@ -113,26 +131,48 @@ class Pipeline:
                 f"Pipeline: process_index must be in [0, {self.process_count}), got "
                 f"{self.process_index}"
             )
-        for name, value in (("num_threads", num_threads), ("buffer", buffer)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Pipeline: {name} must be a positive int, got {value!r}")
+        for name, value, least in (
+            ("num_threads", num_threads, 1), ("num_workers", num_workers, 0), ("buffer", buffer, 1)
+        ):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"Pipeline: {name} must be an int >= {least}, got {value!r}")
         self.source, self.decode, self.transform = source, decode, transform
         self.augment, self.info = augment, info
-        self.num_threads, self.buffer = num_threads, buffer
+        self.num_threads, self.num_workers, self.buffer = num_threads, num_workers, buffer
         self._labels = None if labels is None else np.asarray(labels)
         if isinstance(source, ArrayDataset) and self._labels is None and decode is None:
             self._labels = np.asarray(source.y)
+        if num_workers:
+            _check_picklable(source=source, decode=decode, transform=transform, augment=augment)
         self._augment_cpu = None
+        self._live: dict[tuple, _Live] = {}
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __repr__(self) -> str:
         name = self.info.name if self.info else type(self.source).__name__
+        workers = f", {self.num_workers} workers" if self.num_workers else ""
         return (
             f"Pipeline({name}, {len(self)} examples, process {self.process_index} of "
-            f"{self.process_count}, {self.num_threads} threads)"
+            f"{self.process_count}, {self.num_threads} threads{workers})"
         )
+
+    def __getstate__(self) -> dict:
+        # what a worker process needs: no compiled augmentation, no live iterators
+        return {**self.__dict__, "_augment_cpu": None, "_live": {}}
+
+    def close(self) -> None:
+        """Stop the iterators kept between epochs (and their worker processes)."""
+        for live in self._live.values():
+            live.close()
+        self._live.clear()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ reading
 
@@ -164,7 +204,7 @@ class Pipeline:
                 f"batch_size: expected a positive multiple of the {self.process_count} "
                 f"processes (the global batch), got {batch_size}"
             )
-        return batch_size // self.process_count
+        return int(batch_size) // self.process_count
 
     def _augmented(self, x: np.ndarray, key, first_index: int) -> np.ndarray:
         if self._augment_cpu is None:
@@ -183,6 +223,56 @@ class Pipeline:
         self._local_rows(batch_size)
         return -(-len(self) // batch_size)
 
+    def dataset(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, train=False):
+        """The batches of every epoch as one Grain ``MapDataset``, without end.
+
+        Element ``k`` is batch ``k % S`` of epoch ``k // S`` (``S = num_batches``): this
+        process's rows of it, {"x", "y", "mask"}. ``shuffle`` orders each epoch by Grain's
+        ``MapDataset.shuffle`` (seeded from ``seed``; Grain folds in the epoch).
+        """
+        import grain
+
+        rows = self._local_rows(batch_size)
+        plan = _Plan(
+            size=len(self), batch_size=int(batch_size), first=self.process_index * rows,
+            rows=rows, steps=self.num_batches(batch_size),
+            seed=_grain_seed(seed) if shuffle else None,
+        )  # fmt: skip
+        load = _Load(self, seed if train and self.augment is not None else None, plan)
+        steps = grain.MapDataset.range(plan.steps).repeat(None)
+        return steps.map_with_index(plan).map(load)
+
+    def iterator(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        train: bool = False,
+        epoch: int = 0,
+        start: int = 0,
+    ):
+        """A Grain ``DatasetIterator`` over the batches from batch ``start`` of ``epoch`` on,
+        through every later epoch (the arguments are those of :meth:`batches`).
+
+        Its ``get_state()`` is where it stands; a new iterator with the same arguments, given
+        that state by ``set_state``, serves exactly the batches that would have come next.
+        """
+        import grain
+
+        steps = self.num_batches(batch_size)
+        if not 0 <= start <= steps:
+            raise ValueError(f"start: expected a batch in [0, {steps}], got {start}")
+        dataset = self.dataset(batch_size, shuffle=shuffle, seed=seed, train=train)
+        options = grain.ReadOptions(num_threads=self.num_threads, prefetch_buffer_size=self.buffer)
+        stream = dataset[epoch * steps + start :].to_iter_dataset(options)
+        if self.num_workers:
+            each = max(1, -(-self.buffer // self.num_workers))
+            workers = grain.MultiprocessingOptions(self.num_workers, per_worker_buffer_size=each)
+            _absl_flags_readable()
+            stream = stream.mp_prefetch(workers, worker_init_fn=_host_only)
+        return iter(stream)
+
     def batches(
         self,
         batch_size: int,
@@ -200,9 +290,7 @@ class Pipeline:
           shuffle: draw the epoch's order at random (default False: the source's order).
           seed: with ``epoch``, fixes the shuffled order and the augmentation's draws
             (default 0).
-          epoch: the epoch whose order is served (default 0); the order is
-            ``epoch_indices(N, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)``, the
-            same in every process.
+          epoch: the epoch whose order is served (default 0); the same in every process.
           start: the first batch to serve (a resumed run's position in the epoch).
           train: apply ``augment`` (training batches only).
 
@@ -210,32 +298,169 @@ class Pipeline:
           {"x": (b, *input_shape), "y": (b, ...), "mask": (b,) float32}, with
           ``b = batch_size / process_count``: rows ``[p * b, (p + 1) * b)`` of each global
           batch for process ``p``.
+
+        The iterator reading them is kept: when the next call asks for the batches that
+        follow (the next epoch of a run), it carries on, with its threads or workers
+        already reading ahead.
         """
-        import grain
+        steps = self.num_batches(batch_size)
+        if not 0 <= start <= steps:
+            raise ValueError(f"start: expected a batch in [0, {steps}], got {start}")
+        # an unshuffled epoch without augmentation is the same in every epoch
+        same_each_epoch = not shuffle and not (train and self.augment is not None)
+        first = start if same_each_epoch else epoch * steps + start
+        key = (int(batch_size), bool(shuffle), seed, bool(train))
+        live = self._live.get(key)
+        if live is None or live.busy or not live.at(first, steps if same_each_epoch else None):
+            if live is not None and not live.busy:
+                live.close()
+            options = dict(shuffle=shuffle, seed=seed, train=train)
+            epoch_of, start_of = divmod(first, steps)
+            iterator = self.iterator(batch_size, **options, epoch=epoch_of, start=start_of)
+            live = _Live(iterator, first, from_workers=self.num_workers > 0)
+            self._live[key] = live
+        return _Served(live, steps - start)
 
-        rows = self._local_rows(batch_size)
-        order = dict(shuffle=shuffle, seed=seed, epoch=epoch)
-        indices, mask = epoch_indices(len(self), batch_size, **order)
-        first = self.process_index * rows
-        indices, mask = indices[:, first : first + rows], mask[:, first : first + rows]
-        if not 0 <= start <= len(indices):
-            raise ValueError(f"start: expected a batch in [0, {len(indices)}], got {start}")
-        key = None
-        if train and self.augment is not None:
-            key = jax.random.fold_in(jax.random.key(seed), epoch)
 
-        def load(step: int) -> dict:
-            x, y = self._read(indices[step])
-            if self.transform is not None:
-                x = np.asarray(self.transform(x))
-            if key is not None:
-                x = self._augmented(x, key, step * batch_size + first)
-            _check_finite(x, indices[step], step)
-            return {"x": x, "y": y, "mask": mask[step]}
+def _grain_seed(seed: int) -> int:
+    """A 32-bit seed for Grain's shuffle from any int. Grain seeds epoch ``e`` with
+    ``seed + e``, so consecutive user seeds are spread apart rather than passed as they are."""
+    return int(np.random.SeedSequence(int(seed) % 2**64).generate_state(1)[0])
 
-        options = grain.ReadOptions(num_threads=self.num_threads, prefetch_buffer_size=self.buffer)
-        dataset = grain.MapDataset.range(start, len(indices)).map(load)
-        return iter(dataset.to_iter_dataset(options))
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which examples batch ``k`` holds: this process's rows of global batch ``step`` of
+    epoch ``k // steps``, past the end of the epoch padded with example 0 and masked."""
+
+    size: int
+    batch_size: int
+    first: int
+    rows: int
+    steps: int
+    seed: int | None  # None: the source's order
+
+    def __call__(self, k: int, step: int) -> dict:
+        epoch = k // self.steps
+        positions = step * self.batch_size + self.first + np.arange(self.rows)
+        real = positions < self.size
+        indices = np.zeros(self.rows, np.int64)
+        if self.seed is None:
+            indices[real] = positions[real]
+        else:  # Grain's shuffle, indexed past the first epoch, reseeds each epoch
+            order = _shuffled(self.size, self.seed)
+            indices[real] = [order[epoch * self.size + int(j)] for j in positions[real]]
+        return {"epoch": epoch, "step": step, "indices": indices, "mask": real.astype(np.float32)}
+
+
+@functools.lru_cache(maxsize=8)
+def _shuffled(size: int, seed: int):
+    """Grain's shuffled order of ``range(size)``, one per (size, seed) in each process."""
+    import grain
+
+    return grain.MapDataset.range(size).shuffle(seed=seed)
+
+
+class _Load:
+    """Reads, decodes, transforms and augments the examples a :class:`_Plan` names."""
+
+    def __init__(self, pipeline: Pipeline, augment_seed: int | None, plan: _Plan):
+        self.pipeline, self.augment_seed, self.plan = pipeline, augment_seed, plan
+
+    def __call__(self, planned: dict) -> dict:
+        pipeline, indices = self.pipeline, planned["indices"]
+        x, y = pipeline._read(indices)
+        if pipeline.transform is not None:
+            x = np.asarray(pipeline.transform(x))
+        if self.augment_seed is not None:
+            key = jax.random.fold_in(jax.random.key(self.augment_seed), planned["epoch"])
+            first_index = planned["step"] * self.plan.batch_size + self.plan.first
+            x = pipeline._augmented(x, key, first_index)
+        _check_finite(x, indices, planned["step"])
+        return {"x": x, "y": y, "mask": planned["mask"]}
+
+
+class _Live:
+    """A Grain iterator kept between calls of ``batches``, and the batch ``k`` it serves
+    next."""
+
+    def __init__(self, iterator, next_batch: int, from_workers: bool):
+        self.iterator, self.next, self.busy = iterator, next_batch, False
+        self.from_workers = from_workers
+
+    def at(self, first: int, period: int | None) -> bool:
+        if period is None:
+            return self.next == first
+        return self.next >= 0 and self.next % period == first % period
+
+    def close(self) -> None:
+        self.next = -1
+        close = getattr(self.iterator, "close", None)
+        if close is not None:
+            close()
+
+
+class _Served(Iterator[dict]):
+    """``count`` batches of a :class:`_Live` iterator; it is free again once they are
+    served or this is dropped."""
+
+    def __init__(self, live: _Live, count: int):
+        self.live, self.left = live, count
+        live.busy = True
+
+    def __next__(self) -> dict:
+        if self.live is None or self.left == 0:
+            self._release()
+            raise StopIteration
+        try:
+            batch = next(self.live.iterator)
+        except BaseException:
+            self.live.next = -1  # never reused: where it stands is unknown
+            self._release()
+            raise
+        self.live.next += 1
+        self.left -= 1
+        if self.live.from_workers:  # out of Grain's shared memory, freed here and now
+            batch = {name: np.array(value) for name, value in batch.items()}
+        return batch
+
+    def _release(self) -> None:
+        if self.live is not None:
+            self.live.busy, self.live = False, None
+
+    __del__ = _release
+
+
+def _host_only(worker_index: int, worker_count: int) -> None:
+    """In a Grain worker: JAX (for augmentation) on the host CPU only, so that a worker
+    never claims an accelerator's memory."""
+    del worker_index, worker_count
+    jax.config.update("jax_platforms", "cpu")
+
+
+def _absl_flags_readable() -> None:
+    """Grain 0.2.18 reads one of its absl flags when it starts workers beside JAX, which
+    fails in a program that never parsed absl flags (google/grain#1355, fixed after that
+    release). Marking them parsed leaves every flag at its default, as it was."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+def _check_picklable(**parts) -> None:
+    """Grain's workers receive the pipeline pickled: say which argument will not pickle
+    before any worker starts."""
+    import cloudpickle
+
+    for name, value in parts.items():
+        try:
+            cloudpickle.dumps(value)
+        except Exception as error:  # noqa: BLE001 - any failure means the same to the user
+            raise TypeError(
+                f"Pipeline: with num_workers, {name} must pickle (cloudpickle) to reach the "
+                f"worker processes; {type(value).__name__} does not: {error}"
+            ) from error
 
 
 def _check_finite(x, rows: np.ndarray, step: int) -> None:
