@@ -1,11 +1,12 @@
 """Sessions: ``nox -s tests`` (the default run), ``lint``, ``slow``, ``docs``, ``weights``,
-``examples``, ``bench``, ``tfds``.
+``examples``, ``bench``, ``tfds``, ``lowest``.
 
 Each session installs jaxdl from pyproject.toml into its own virtual environment.
 """
 
 import glob
 import os
+import re
 
 import nox
 
@@ -25,6 +26,51 @@ def tests(session):
     ~/.cache/jaxdl/xla-tests holds their programs)."""
     session.install("-e", ".[test]")
     session.run("pytest", "-q", "-n", workers(), "--dist", "loadfile", *session.posargs)
+
+
+# What ``lowest`` runs: import, Trainer fit/evaluate on small MLPs, checkpoints (orbax),
+# optimizers (optax), the models' shape checks (chex), the data adapters, the grain pipeline,
+# TFDS under mock_data and jax.export. LOWEST_SKIP leaves out the tests that start processes
+# (signals, grain's worker processes, a new interpreter) or resume inside an epoch: minutes
+# of compiling that the default run covers.
+LOWEST_TESTS = [
+    "tests/test_checks.py",
+    "tests/test_optim.py",
+    "tests/test_optimizer.py",
+    "tests/test_summary.py",
+    "tests/train/test_trainer.py",
+    "tests/train/test_checkpoint.py",
+    "tests/train/test_loop.py",
+    "tests/train/test_stablehlo.py",
+    "tests/data/test_data.py",
+    "tests/data/test_pipeline.py",
+]
+LOWEST_SKIP = (
+    "not sigterm and not sigkill and not new_process and not inside_an_epoch"
+    " and not worker_processes"
+)
+# The packages whose resolved versions the session prints first.
+LOWEST_SHOWN = re.compile(r"jax|flax|optax|orbax|chex|grain|tensorflow-datasets|numpy", re.I)
+
+
+@nox.session(python="3.11")
+def lowest(session):
+    """The lowest versions pyproject.toml allows: uv resolves jaxdl's direct dependencies
+    (and the test extra's) to their floors, the packages they pull in float, and a fast
+    subset of the tests runs on them (about 2.5 minutes on 2 CPU cores, install included).
+    A floor that is too low fails here; raise it in pyproject.toml with a comment naming
+    what needs it."""
+    session.install("uv")
+    python = os.path.join(session.bin, "python")
+    session.run(
+        "uv", "pip", "install", "--python", python, "--resolution", "lowest-direct", "-e", ".[test]"
+    )
+    frozen = session.run("uv", "pip", "freeze", "--python", python, silent=True)
+    for line in frozen.splitlines():
+        if LOWEST_SHOWN.search(line):
+            session.log(line)
+    tests = session.posargs or ["-k", LOWEST_SKIP, *LOWEST_TESTS]
+    session.run("pytest", "-q", "-n", workers(), "--dist", "loadfile", *tests)
 
 
 @nox.session

@@ -5,9 +5,8 @@ Each local builder subclasses the TFDS builder of the set it stands for (same na
 features), so the files it writes are the files ``tfds build`` would write; the set converted
 by ``tfds convert_format`` is read back by the stock builder, in a fresh process. The text
 set needs no TensorFlow; preparing an image set does (TFDS encodes images with it), so those
-tests run where TensorFlow is installed: ``nox -s tfds`` (``pip install "jaxdl[tfds-build]"``;
-the conversion test also needs apache-beam and mlcroissant, which the ``tfds`` command line
-imports).
+tests run where TensorFlow is installed: ``nox -s tfds`` (``pip install "jaxdl[tfds-build]"``,
+which also brings apache-beam and mlcroissant, imported by the ``tfds`` command line).
 """
 
 import glob
@@ -132,9 +131,11 @@ def test_set_prepared_as_tfrecord_gets_the_conversion_command(tmp_path, offline)
     ):
         with pytest.raises(ValueError, match="prepared in .* as tfrecord") as caught:
             attempt()
-        assert command in str(
-            caught.value
-        ) and 'pip install "jaxdl[tfds-build]" apache-beam mlcroissant' in str(caught.value)
+        assert command in str(caught.value)
+        assert (
+            'needs TensorFlow and the packages it imports: pip install "jaxdl[tfds-build]"):'
+            in str(caught.value)
+        )
 
 
 def test_a_module_tfds_imports_that_is_missing_is_named(monkeypatch):
@@ -224,7 +225,7 @@ def _check_generated(x, y, examples):
 
 def test_image_set_prepared_by_tensorflow_converts_with_the_given_command(tmp_path):
     pytest.importorskip("tensorflow")
-    # `tfds convert_format` imports both at start-up (they are not in jaxdl[tfds-build])
+    # `tfds convert_format` imports both at start-up (jaxdl[tfds-build] installs them)
     for module in ("apache_beam", "mlcroissant"):
         pytest.importorskip(module, reason=f"tfds convert_format imports {module}")
     builder = OfflineMnist(data_dir=str(tmp_path))

@@ -85,7 +85,7 @@ def _prepared_without_random_access(name: str, builder, tfds) -> ValueError | No
         "cannot read by index without TensorFlow; jaxdl reads array_record files. Convert it "
         "once, in place (TFDS writes array_record files beside the TFRecord ones, which jaxdl "
         "then reads), with TFDS's command line (it needs TensorFlow and the packages it "
-        'imports: pip install "jaxdl[tfds-build]" apache-beam mlcroissant): '
+        'imports: pip install "jaxdl[tfds-build]"): '
         f"tfds convert_format --dataset_version_dir={builder.data_dir} "
         "--out_file_format=array_record"
     )
