@@ -38,7 +38,7 @@ def cpu_model() -> str:
 
 
 def environment() -> dict:
-    """Machine, device and library versions, the date and the command line."""
+    """Machine, device and library versions, the date, the load and the command line."""
     import importlib.metadata
 
     import flax
@@ -65,6 +65,9 @@ def environment() -> dict:
         "optax": optax.__version__,
         "grain": grain_version,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        # the machine's load when the results are written (1, 5, 15 minutes), this run's own
+        # processes included: on a shared machine the rates move with it
+        "load_1_5_15": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
     }
 

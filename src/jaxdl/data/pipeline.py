@@ -5,8 +5,11 @@ source from ``jaxdl.data.stream``, a Hugging Face table, an ``ArrayDataset``, or
 ``len`` and ``[i]``) and serves the fixed-shape batches ``Trainer.fit`` consumes. It is one
 Grain ``MapDataset`` per run of epochs, indexed by the batch's number ``k`` since epoch 0:
 
-- the order of epoch ``e`` is Grain's seeded ``MapDataset.shuffle`` of the source's indices
-  (a different permutation per epoch), a function of ``(seed, epoch)`` alone;
+- the order of epoch ``e`` is ``epoch_indices(N, batch_size, shuffle=, seed=, epoch=e)``,
+  a function of ``(seed, epoch)`` alone and the order ``fit`` gives arrays held in memory,
+  so a streamed run trains bit for bit as the in-memory one. (Grain's own
+  ``MapDataset.shuffle`` orders differently and looks up each index in Python, which
+  slowed a 28x28 stream by a third: ``benchmarks/results/pipeline_workers.md``);
 - every batch has the full size: the last one of an epoch is padded (with example 0) and its
   padded rows masked 0, which Grain's ``batch`` does not do;
 - in a run of several processes each reads only its own rows ``[p * b, (p + 1) * b)`` of every
@@ -36,7 +39,7 @@ import jax
 import numpy as np
 
 from jaxdl.data.augment import takes_first_index
-from jaxdl.data.dataset import ArrayDataset, DatasetInfo
+from jaxdl.data.dataset import ArrayDataset, DatasetInfo, epoch_indices
 
 Decode = Callable[[object], tuple[np.ndarray, object]]
 
@@ -227,16 +230,15 @@ class Pipeline:
         """The batches of every epoch as one Grain ``MapDataset``, without end.
 
         Element ``k`` is batch ``k % S`` of epoch ``k // S`` (``S = num_batches``): this
-        process's rows of it, {"x", "y", "mask"}. ``shuffle`` orders each epoch by Grain's
-        ``MapDataset.shuffle`` (seeded from ``seed``; Grain folds in the epoch).
+        process's rows of it, {"x", "y", "mask"}, in the order of ``epoch_indices(N,
+        batch_size, shuffle=shuffle, seed=seed, epoch=k // S)``.
         """
         import grain
 
         rows = self._local_rows(batch_size)
         plan = _Plan(
             size=len(self), batch_size=int(batch_size), first=self.process_index * rows,
-            rows=rows, steps=self.num_batches(batch_size),
-            seed=_grain_seed(seed) if shuffle else None,
+            rows=rows, steps=self.num_batches(batch_size), shuffle=bool(shuffle), seed=seed,
         )  # fmt: skip
         load = _Load(self, seed if train and self.augment is not None else None, plan)
         steps = grain.MapDataset.range(plan.steps).repeat(None)
@@ -322,43 +324,39 @@ class Pipeline:
         return _Served(live, steps - start)
 
 
-def _grain_seed(seed: int) -> int:
-    """A 32-bit seed for Grain's shuffle from any int. Grain seeds epoch ``e`` with
-    ``seed + e``, so consecutive user seeds are spread apart rather than passed as they are."""
-    return int(np.random.SeedSequence(int(seed) % 2**64).generate_state(1)[0])
-
-
 @dataclass(frozen=True)
 class _Plan:
     """Which examples batch ``k`` holds: this process's rows of global batch ``step`` of
-    epoch ``k // steps``, past the end of the epoch padded with example 0 and masked."""
+    epoch ``k // steps`` (``epoch_indices``: past the epoch's end example 0, masked)."""
 
     size: int
     batch_size: int
     first: int
     rows: int
     steps: int
-    seed: int | None  # None: the source's order
+    shuffle: bool
+    seed: int
 
     def __call__(self, k: int, step: int) -> dict:
         epoch = k // self.steps
-        positions = step * self.batch_size + self.first + np.arange(self.rows)
-        real = positions < self.size
-        indices = np.zeros(self.rows, np.int64)
-        if self.seed is None:
-            indices[real] = positions[real]
-        else:  # Grain's shuffle, indexed past the first epoch, reseeds each epoch
-            order = _shuffled(self.size, self.seed)
-            indices[real] = [order[epoch * self.size + int(j)] for j in positions[real]]
-        return {"epoch": epoch, "step": step, "indices": indices, "mask": real.astype(np.float32)}
+        indices, mask = _epoch_order(self.size, self.batch_size, self.shuffle, self.seed, epoch)
+        rows = slice(self.first, self.first + self.rows)
+        return {"epoch": epoch, "step": step, "indices": indices[step, rows],
+                "mask": mask[step, rows]}  # fmt: skip
 
 
-@functools.lru_cache(maxsize=8)
-def _shuffled(size: int, seed: int):
-    """Grain's shuffled order of ``range(size)``, one per (size, seed) in each process."""
-    import grain
+@functools.lru_cache(maxsize=4)
+def _epoch_order(size: int, batch_size: int, shuffle: bool, seed: int, epoch: int):
+    """An epoch's (indices, mask), drawn once per process and epoch (a few epochs kept, for
+    the threads or workers still reading the one before)."""
+    return epoch_indices(size, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)
 
-    return grain.MapDataset.range(size).shuffle(seed=seed)
+
+@functools.lru_cache(maxsize=4)
+def _epoch_key(seed: int, epoch: int):
+    """The augmentation's key of an epoch, made once per process and epoch (making it costs
+    as much as augmenting a small batch)."""
+    return jax.random.fold_in(jax.random.key(seed), epoch)
 
 
 class _Load:
@@ -373,7 +371,7 @@ class _Load:
         if pipeline.transform is not None:
             x = np.asarray(pipeline.transform(x))
         if self.augment_seed is not None:
-            key = jax.random.fold_in(jax.random.key(self.augment_seed), planned["epoch"])
+            key = _epoch_key(self.augment_seed, planned["epoch"])
             first_index = planned["step"] * self.plan.batch_size + self.plan.first
             x = pipeline._augmented(x, key, first_index)
         _check_finite(x, indices, planned["step"])
