@@ -9,7 +9,7 @@ Grain ``MapDataset`` per run of epochs, indexed by the batch's number ``k`` sinc
   a function of ``(seed, epoch)`` alone and the order ``fit`` gives arrays held in memory,
   so a streamed run trains bit for bit as the in-memory one. (Grain's own
   ``MapDataset.shuffle`` orders differently and looks up each index in Python, which
-  slowed a 28x28 stream by a third: ``benchmarks/results/pipeline_workers.md``);
+  slowed a 28x28 stream by two fifths: ``benchmarks/README.md``);
 - every batch has the full size: the last one of an epoch is padded (with example 0) and its
   padded rows masked 0, which Grain's ``batch`` does not do;
 - in a run of several processes each reads only its own rows ``[p * b, (p + 1) * b)`` of every
