@@ -78,5 +78,8 @@ class ProgressBar(Callback):
 
     def _close_bar(self):
         if self.bar is not None:
+            # tqdm redraws at most every 0.1 s: draw where the epoch ended before the line
+            # replaces the bar, so the last frame never depends on the machine's speed
+            self.bar.refresh()
             self.bar.close()
             self.bar = None
