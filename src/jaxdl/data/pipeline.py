@@ -345,10 +345,10 @@ class _Plan:
                 "mask": mask[step, rows]}  # fmt: skip
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def _epoch_order(size: int, batch_size: int, shuffle: bool, seed: int, epoch: int):
-    """An epoch's (indices, mask), drawn once per process and epoch (a few epochs kept, for
-    the threads or workers still reading the one before)."""
+    """An epoch's (indices, mask), drawn once per process and epoch (a few kept: the
+    training and validation pipelines each read one epoch and the next ahead)."""
     return epoch_indices(size, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)
 
 
