@@ -126,8 +126,8 @@ class SourceAdapter:
 
 class StreamAdapter(SourceAdapter):
     """A streaming ``jaxdl.data.Pipeline``: each process reads its rows of every global
-    batch on Grain's threads or worker processes, and each batch is copied to the devices (``place``) ahead of
-    its step."""
+    batch on Grain's threads or worker processes, and each batch is copied to the devices
+    (``place``) ahead of its step."""
 
     kind = "stream"
     fixed_length = True
