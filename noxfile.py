@@ -30,9 +30,9 @@ def tests(session):
 
 # What ``lowest`` runs: import, Trainer fit/evaluate on small MLPs, checkpoints (orbax),
 # optimizers (optax), the models' shape checks (chex), the data adapters, the grain pipeline,
-# TFDS under mock_data and jax.export. LOWEST_SKIP leaves out the tests that start processes
-# (signals, grain's worker processes, a new interpreter) or resume inside an epoch: minutes
-# of compiling that the default run covers.
+# TFDS under mock_data, Hugging Face datasets on local parquet and jax.export. LOWEST_SKIP
+# leaves out the tests that start processes (signals, grain's worker processes, a new
+# interpreter) or resume inside an epoch: minutes of compiling that the default run covers.
 LOWEST_TESTS = [
     "tests/test_checks.py",
     "tests/test_optim.py",
@@ -44,6 +44,7 @@ LOWEST_TESTS = [
     "tests/train/test_stablehlo.py",
     "tests/data/test_data.py",
     "tests/data/test_pipeline.py",
+    "tests/data/test_hf_source.py",
 ]
 LOWEST_SKIP = (
     "not sigterm and not sigkill and not new_process and not inside_an_epoch"
