@@ -123,34 +123,6 @@ def reading_hf(dataset: str, data_dir, download: bool):
         ) from error
 
 
-def _hf_features(dataset: str, data_dir, download: bool):
-    """The features of a Hugging Face set as its Hub card, the ``datasets`` cache or the
-    schema of its parquet files declare them; only when none does is the set itself opened
-    (prepared once into the cache, which ``jaxdl.data.load`` then reads again)."""
-    datasets = hf_source._datasets()
-    path = dataset[len(hf_source.PREFIX) :]
-    local = os.path.exists(path)
-    # as jaxdl.data.load reads: the Hub only with --download, otherwise the cache
-    offline = contextlib.nullcontext() if download or local else hf_source._offline(datasets)
-    try:
-        with offline:
-            builder = datasets.load_dataset_builder(path, cache_dir=data_dir)
-    except (ConnectionError, FileNotFoundError):
-        builder = None  # open_hf below raises what is missing and how to fetch it
-    features = None if builder is None else builder.info.features
-    train = [] if builder is None else (builder.config.data_files or {}).get("train", [])
-    first = str(train[0]) if train else ""
-    if features is None and first.endswith(".parquet") and os.path.isfile(first):
-        import pyarrow.parquet as pq
-
-        # the footer alone: datasets writes the features (Image, ClassLabel) into it
-        features = datasets.Features.from_arrow_schema(pq.read_schema(first))
-    if features is None:
-        features = hf_source.open_hf(dataset, "train", data_dir=data_dir, download=download)
-        features = features.features
-    return features
-
-
 def dataset_kind(
     dataset: str, spec, *, data_dir: str | None = None, download: bool = False
 ) -> tuple[str, int | None]:
@@ -164,8 +136,8 @@ def dataset_kind(
         return "images", None
     if source == "hf":
         with reading_hf(dataset, data_dir, download):
-            features = _hf_features(dataset, data_dir, download)
-        kind = hf_source._columns(features, dataset, None, None)[1]
+            features = hf_source.features_hf(dataset, data_dir=data_dir, download=download)
+        kind = hf_source.input_kind(features, dataset)
         return _HF_KINDS[kind], None  # the image size is known once the images are decoded
     name = dataset.lower().replace("-", "_")
     kind = _NAMED_KINDS[name]

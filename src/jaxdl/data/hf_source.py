@@ -150,6 +150,42 @@ def _columns(features, name: str, input_column, label_column) -> tuple[str, str,
     )
 
 
+def features_hf(name: str, *, data_dir: str | None = None, download: bool = False):
+    """The features of "hf:NAME" as its Hub card, the ``datasets`` cache or the schema of
+    its parquet files declare them, so that what a set holds is known before any example
+    is read; only when none declares them is the set itself opened (prepared once into the
+    cache, which :func:`load_hf` then reads again). ``data_dir`` and ``download`` are
+    :func:`load_hf`'s."""
+    datasets = _datasets()
+    path = _path(name)
+    local = os.path.exists(path)
+    # as jaxdl.data.load reads: the Hub only with --download, otherwise the cache
+    offline = contextlib.nullcontext() if download or local else _offline(datasets)
+    try:
+        with offline:
+            builder = datasets.load_dataset_builder(path, cache_dir=data_dir)
+    except (ConnectionError, FileNotFoundError):
+        builder = None  # open_hf below raises what is missing and how to fetch it
+    features = None if builder is None else builder.info.features
+    train = [] if builder is None else (builder.config.data_files or {}).get("train", [])
+    first = str(train[0]) if train else ""
+    if features is None and first.endswith(".parquet") and os.path.isfile(first):
+        import pyarrow.parquet as pq
+
+        # the footer alone: datasets writes the features (Image, ClassLabel) into it
+        features = datasets.Features.from_arrow_schema(pq.read_schema(first))
+    if features is None:
+        features = open_hf(name, "train", data_dir=data_dir, download=download)
+        features = features.features
+    return features
+
+
+def input_kind(features, name: str, input_column=None, label_column=None) -> str:
+    """What the input column of a set with ``features`` holds: "image" or "text" (the
+    columns :func:`load_hf` would pick, or those named)."""
+    return _columns(features, name, input_column, label_column)[1]
+
+
 def _info(name: str, features, label_column: str, input_shape, **fields) -> DatasetInfo:
     label = features[label_column]
     return DatasetInfo(
