@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxdl import graphs
-from jaxdl.data.tfds_source import _not_prepared
+from jaxdl.data.tfds_source import data_source
 
 
 def karate_club() -> tuple[graphs.GraphsTuple, np.ndarray]:
@@ -96,18 +96,12 @@ def load_ogbg_molpcba(
     ``GraphDataset`` whose labels (num_graphs, 128) are 0/1 with NaN where an assay is missing.
 
     ``split`` is "train", "validation" or "test" (OGB's scaffold split); ``limit`` keeps the
-    first graphs only. The files must have been prepared by TFDS (``download=True`` on a
-    machine with internet, or ``tfds build ogbg_molpcba``).
+    first graphs only. The files must have been prepared by TFDS as array_record
+    (``download=True`` on a machine with internet, or ``tfds build ogbg_molpcba
+    --file_format=array_record``).
     """
-    import tensorflow_datasets as tfds
-
-    name = "ogbg_molpcba"
-    try:
-        if download:
-            tfds.builder(name, data_dir=data_dir).download_and_prepare()
-        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except Exception as error:  # TFDS raises several types for a missing or unreachable set
-        raise _not_prepared(name, data_dir, error) from error
+    # prepared in array_record, read as the image and text sets are (and converted sets too)
+    source, _ = data_source("ogbg_molpcba", split, data_dir=data_dir, download=download)
     count = len(source) if limit is None else min(int(limit), len(source))
     examples = [source[i] for i in range(count)]
     items = [molpcba_graph(e) for e in examples]
