@@ -141,3 +141,15 @@ def test_without_datasets_the_error_gives_the_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets now fails
     with pytest.raises(ImportError, match=r"pip install 'jaxdl\[hf\]'"):
         jaxdl.data.load("hf:ylecun/mnist")
+
+
+@pytest.mark.slow
+def test_an_image_stream_decoded_by_grain_workers_equals_load(cifar10, tmp_path):
+    """The Arrow table and the decoding travel to two spawned workers, which decode the
+    PNGs there: the same images and labels as ``load`` reads in this process."""
+    name, _, test, labels = cifar10
+    options = dict(data_dir=str(tmp_path), num_workers=2, num_threads=1)
+    with jaxdl.data.stream(name, "test", **options) as stream:
+        x, y = streamed(stream, 4)
+    np.testing.assert_array_equal(x, as_floats(test))
+    np.testing.assert_array_equal(y, labels["test"])
