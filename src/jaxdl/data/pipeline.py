@@ -31,15 +31,22 @@ Grain ``MapDataset`` per run of epochs, indexed by the batch's number ``k`` sinc
 from __future__ import annotations
 
 import collections
-import functools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 import jax
 import numpy as np
 
 from jaxdl.data.augment import takes_first_index
-from jaxdl.data.dataset import ArrayDataset, DatasetInfo, epoch_indices
+from jaxdl.data.dataset import ArrayDataset, DatasetInfo
+from jaxdl.data.reading import (
+    Live,
+    Load,
+    Plan,
+    Served,
+    absl_flags_readable,
+    check_picklable,
+    host_only,
+)
 
 Decode = Callable[[object], tuple[np.ndarray, object]]
 
@@ -146,9 +153,9 @@ class Pipeline:
         if isinstance(source, ArrayDataset) and self._labels is None and decode is None:
             self._labels = np.asarray(source.y)
         if num_workers:
-            _check_picklable(source=source, decode=decode, transform=transform, augment=augment)
+            check_picklable(source=source, decode=decode, transform=transform, augment=augment)
         self._augment_cpu = None
-        self._live: dict[tuple, _Live] = {}
+        self._live: dict[tuple, Live] = {}
 
     def __len__(self) -> int:
         return len(self.source)
@@ -236,11 +243,11 @@ class Pipeline:
         import grain
 
         rows = self._local_rows(batch_size)
-        plan = _Plan(
+        plan = Plan(
             size=len(self), batch_size=int(batch_size), first=self.process_index * rows,
             rows=rows, steps=self.num_batches(batch_size), shuffle=bool(shuffle), seed=seed,
         )  # fmt: skip
-        load = _Load(self, seed if train and self.augment is not None else None, plan)
+        load = Load(self, seed if train and self.augment is not None else None, plan)
         steps = grain.MapDataset.range(plan.steps).repeat(None)
         return steps.map_with_index(plan).map(load)
 
@@ -271,8 +278,8 @@ class Pipeline:
         if self.num_workers:
             each = max(1, -(-self.buffer // self.num_workers))
             workers = grain.MultiprocessingOptions(self.num_workers, per_worker_buffer_size=each)
-            _absl_flags_readable()
-            stream = stream.mp_prefetch(workers, worker_init_fn=_host_only)
+            absl_flags_readable()
+            stream = stream.mp_prefetch(workers, worker_init_fn=host_only)
         return iter(stream)
 
     def batches(
@@ -319,160 +326,9 @@ class Pipeline:
             options = dict(shuffle=shuffle, seed=seed, train=train)
             epoch_of, start_of = divmod(first, steps)
             iterator = self.iterator(batch_size, **options, epoch=epoch_of, start=start_of)
-            live = _Live(iterator, first, from_workers=self.num_workers > 0)
+            live = Live(iterator, first, from_workers=self.num_workers > 0)
             self._live[key] = live
-        return _Served(live, steps - start)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """Which examples batch ``k`` holds: this process's rows of global batch ``step`` of
-    epoch ``k // steps`` (``epoch_indices``: past the epoch's end example 0, masked)."""
-
-    size: int
-    batch_size: int
-    first: int
-    rows: int
-    steps: int
-    shuffle: bool
-    seed: int
-
-    def __call__(self, k: int, step: int) -> dict:
-        epoch = k // self.steps
-        indices, mask = _epoch_order(self.size, self.batch_size, self.shuffle, self.seed, epoch)
-        rows = slice(self.first, self.first + self.rows)
-        return {"epoch": epoch, "step": step, "indices": indices[step, rows],
-                "mask": mask[step, rows]}  # fmt: skip
-
-
-@functools.lru_cache(maxsize=8)
-def _epoch_order(size: int, batch_size: int, shuffle: bool, seed: int, epoch: int):
-    """An epoch's (indices, mask), drawn once per process and epoch (a few kept: the
-    training and validation pipelines each read one epoch and the next ahead)."""
-    return epoch_indices(size, batch_size, shuffle=shuffle, seed=seed, epoch=epoch)
-
-
-@functools.lru_cache(maxsize=4)
-def _epoch_key(seed: int, epoch: int):
-    """The augmentation's key of an epoch, made once per process and epoch (making it costs
-    as much as augmenting a small batch)."""
-    return jax.random.fold_in(jax.random.key(seed), epoch)
-
-
-class _Load:
-    """Reads, decodes, transforms and augments the examples a :class:`_Plan` names."""
-
-    def __init__(self, pipeline: Pipeline, augment_seed: int | None, plan: _Plan):
-        self.pipeline, self.augment_seed, self.plan = pipeline, augment_seed, plan
-
-    def __call__(self, planned: dict) -> dict:
-        pipeline, indices = self.pipeline, planned["indices"]
-        x, y = pipeline._read(indices)
-        if pipeline.transform is not None:
-            x = np.asarray(pipeline.transform(x))
-        if self.augment_seed is not None:
-            key = _epoch_key(self.augment_seed, planned["epoch"])
-            first_index = planned["step"] * self.plan.batch_size + self.plan.first
-            x = pipeline._augmented(x, key, first_index)
-        _check_finite(x, indices, planned["step"])
-        return {"x": x, "y": y, "mask": planned["mask"]}
-
-
-class _Live:
-    """A Grain iterator kept between calls of ``batches``, and the batch ``k`` it serves
-    next."""
-
-    def __init__(self, iterator, next_batch: int, from_workers: bool):
-        self.iterator, self.next, self.busy = iterator, next_batch, False
-        self.from_workers = from_workers
-
-    def at(self, first: int, period: int | None) -> bool:
-        if period is None:
-            return self.next == first
-        return self.next >= 0 and self.next % period == first % period
-
-    def close(self) -> None:
-        self.next = -1
-        close = getattr(self.iterator, "close", None)
-        if close is not None:
-            close()
-
-
-class _Served(Iterator[dict]):
-    """``count`` batches of a :class:`_Live` iterator; it is free again once they are
-    served or this is dropped."""
-
-    def __init__(self, live: _Live, count: int):
-        self.live, self.left = live, count
-        live.busy = True
-
-    def __next__(self) -> dict:
-        if self.live is None or self.left == 0:
-            self._release()
-            raise StopIteration
-        try:
-            batch = next(self.live.iterator)
-        except BaseException:
-            self.live.next = -1  # never reused: where it stands is unknown
-            self._release()
-            raise
-        self.live.next += 1
-        self.left -= 1
-        if self.live.from_workers:  # out of Grain's shared memory, freed here and now
-            batch = {name: np.array(value) for name, value in batch.items()}
-        return batch
-
-    def _release(self) -> None:
-        if self.live is not None:
-            self.live.busy, self.live = False, None
-
-    __del__ = _release
-
-
-def _host_only(worker_index: int, worker_count: int) -> None:
-    """In a Grain worker: JAX (for augmentation) on the host CPU only, so that a worker
-    never claims an accelerator's memory."""
-    del worker_index, worker_count
-    jax.config.update("jax_platforms", "cpu")
-
-
-def _absl_flags_readable() -> None:
-    """Grain 0.2.18 reads one of its absl flags when it starts workers beside JAX, which
-    fails in a program that never parsed absl flags (google/grain#1355, fixed after that
-    release). Marking them parsed leaves every flag at its default, as it was."""
-    from absl import flags
-
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()
-
-
-def _check_picklable(**parts) -> None:
-    """Grain's workers receive the pipeline pickled: say which argument will not pickle
-    before any worker starts."""
-    import cloudpickle
-
-    for name, value in parts.items():
-        try:
-            cloudpickle.dumps(value)
-        except Exception as error:  # noqa: BLE001 - any failure means the same to the user
-            raise TypeError(
-                f"Pipeline: with num_workers, {name} must pickle (cloudpickle) to reach the "
-                f"worker processes; {type(value).__name__} does not: {error}"
-            ) from error
-
-
-def _check_finite(x, rows: np.ndarray, step: int) -> None:
-    """Float features of a batch hold no NaN or infinity (as ``fit`` checks arrays): one
-    ``np.isfinite`` pass on the host, cheap next to decoding the batch."""
-    x = np.asarray(x)
-    floating = x.dtype.kind in "fc" or x.dtype.name == "bfloat16"
-    if floating and not np.isfinite(x).all():
-        bad = ~np.isfinite(x).reshape(len(x), -1).all(axis=1) if x.ndim else np.array([True])
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"Pipeline: x of batch {step} contains NaN or infinite values (first in example "
-            f"{int(rows[row]) if row < len(rows) else row} of the source)"
-        )
+        return Served(live, steps - start)
 
 
 def _decode_default(records: list) -> tuple[np.ndarray, np.ndarray]:
