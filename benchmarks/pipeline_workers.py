@@ -22,14 +22,12 @@ Command: ``python benchmarks/pipeline_workers.py [--quick] [--before FILE]``.
 from __future__ import annotations
 
 import argparse
-import collections
 import importlib.util
 import io
 
 import cases  # benchmarks/, beside this script
 import common
 import harness
-import jax
 import numpy as np
 import suites
 
@@ -67,21 +65,6 @@ def load_before(path: str):
     return module.Pipeline
 
 
-def epochs_of(pipeline, batch_size: int):
-    """run(epochs): the next ``epochs`` epochs of ``pipeline``, each batch on the device."""
-    done = [0]
-
-    def run(epochs: int) -> None:
-        for _ in range(epochs):
-            batches = pipeline.batches(batch_size, shuffle=True, epoch=done[0], train=True)
-            done[0] += 1
-            placed = jaxdl.data.prefetch_to_device(batches, jax.device_put)
-            jax.block_until_ready(collections.deque(placed, maxlen=1)[0])
-
-    run(1)  # warm-up: workers started, augmentation compiled
-    return run
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer examples and rounds")
@@ -107,7 +90,7 @@ def main(argv=None):
         for way, workers in ways.items():
             made = jaxdl.data.Pipeline(source, augment=suites.MNIST_AUGMENT, num_workers=workers)
             pipelines[kind, way] = made
-    runs = {key: epochs_of(pipeline, batch_size) for key, pipeline in pipelines.items()}
+    runs = {key: suites.streamed_epochs(p, batch_size) for key, p in pipelines.items()}
     step = suites.zoo_row(cases.zoo_case("cnn", "medium"), "single", options)
     rates, _ = harness.interleaved(runs, options.repeats, options.min_round_s)
     for pipeline in pipelines.values():

@@ -159,6 +159,23 @@ class MnistRecords:
         return {"image": self.images[i], "label": self.labels[i]}
 
 
+def streamed_epochs(stream, batch_size: int):
+    """run(epochs): the next ``epochs`` shuffled, augmented epochs of the pipeline
+    ``stream``, each batch copied to the device ahead (as ``fit`` feeds them); warmed up by
+    one epoch (augmentation compiled, workers started)."""
+    done = [0]
+
+    def run(epochs: int) -> None:
+        for _ in range(epochs):
+            batches = stream.batches(batch_size, shuffle=True, epoch=done[0], train=True)
+            done[0] += 1
+            placed = jaxdl.data.prefetch_to_device(batches, jax.device_put)
+            jax.block_until_ready(collections.deque(placed, maxlen=1)[0])  # the last
+
+    run(1)
+    return run
+
+
 def pipeline(options: Options) -> list[dict]:
     """Batches of MNIST-shaped data as ``Trainer.fit`` feeds them, epochs of each way taken
     in turn:
@@ -191,18 +208,7 @@ def pipeline(options: Options) -> list[dict]:
         return run
 
     def streamed(source):
-        stream = jaxdl.data.Pipeline(source, augment=MNIST_AUGMENT)
-        done = [0]
-
-        def run(epochs: int) -> None:
-            for _ in range(epochs):
-                batches = stream.batches(batch_size, shuffle=True, epoch=done[0], train=True)
-                done[0] += 1
-                placed = jaxdl.data.prefetch_to_device(batches, jax.device_put)
-                jax.block_until_ready(collections.deque(placed, maxlen=1)[0])  # the last
-
-        run(1)
-        return run
+        return streamed_epochs(jaxdl.data.Pipeline(source, augment=MNIST_AUGMENT), batch_size)
 
     step = zoo_row(cases.zoo_case("cnn", "medium"), "single", options)
     runs = {
